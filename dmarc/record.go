@@ -309,24 +309,27 @@ func (p *parser) tags(txt string) error {
 			continue
 		}
 		name = strings.ToLower(name)
-		if value == "" {
-			p.problem(Warning, at, name, "tag has no value; ignored")
+		if p.seen[name] {
+			p.problem(Warning, at, name, "duplicate tag; only the first is read")
 			continue
 		}
-		if i := badValueByte(value); i >= 0 {
-			p.problem(Error, vat+i, name, "value contains byte 0x%02x, outside printable ASCII; ignored", value[i])
+		p.seen[name] = true
+		bad := ""
+		if value == "" {
+			bad = "tag has no value; ignored"
+		} else if i := badValueByte(value); i >= 0 {
+			bad, vat = fmt.Sprintf("value contains byte 0x%02x, outside printable ASCII; ignored", value[i]), vat+i
+		}
+		if bad != "" {
+			// An empty or unprintable p, sp or np is an invalid one, with
+			// the same fallback as p=bogus.
+			p.problem(Warning, vat, name, "%s", bad)
 			if name == "p" {
 				p.pSet, p.pOffset = true, vat
 			}
 			p.noteBadSub(name, vat)
 			continue
 		}
-		if p.seen[name] {
-			prev, _ := p.rec.Tag(name)
-			p.problem(Warning, at, name, "duplicate tag; the first value %q is kept", clip(prev))
-			continue
-		}
-		p.seen[name] = true
 		p.rec.Tags = append(p.rec.Tags, Tag{Name: name, Value: value, Offset: at})
 	}
 	return nil
@@ -409,7 +412,7 @@ func (p *parser) apply() {
 			}
 		case "pct":
 			n, err := strconv.Atoi(t.Value)
-			if err != nil || n < 0 || n > 100 {
+			if !isDigits(t.Value, 3) || err != nil || n > 100 {
 				p.problem(Warning, t.Offset, t.Name, "invalid percentage %q (want 0 to 100); 100 applies", clip(t.Value))
 				continue
 			}
@@ -438,7 +441,7 @@ func (p *parser) apply() {
 			r.RF = p.reportFormats(t)
 		case "ri":
 			n, err := strconv.ParseUint(t.Value, 10, 32)
-			if err != nil {
+			if !isDigits(t.Value, 10) || err != nil {
 				p.problem(Warning, t.Offset, t.Name, "invalid interval %q (want seconds); 86400 applies", clip(t.Value))
 				continue
 			}
@@ -642,6 +645,20 @@ func parseSize(s string) (uint64, error) {
 		return 0, fmt.Errorf("size %q after '!' overflows", clip(s))
 	}
 	return n * mult, nil
+}
+
+// isDigits reports whether s is 1 to max ASCII digits: the ABNF of pct
+// (1*3DIGIT) and ri (1*DIGIT) allow no sign and no space.
+func isDigits(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func isAlpha(s string) bool {

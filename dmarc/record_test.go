@@ -130,7 +130,8 @@ func TestParseRejects(t *testing.T) {
 		{"a version alone is unusable", "v=DMARC1", ErrUnusable, "no p tag"},
 		{"an invalid p without rua is unusable", "v=DMARC1; p=block", ErrUnusable, "invalid p tag"},
 		{"binary bytes in p are unusable", "v=DMARC1; p=\xff\xfe", ErrUnusable, "invalid p tag"},
-		{"tags without values leave no p", "v=DMARC1; p=; sp=; rua=", ErrUnusable, "no p tag"},
+		{"an empty p is an invalid p", "v=DMARC1; p=; sp=; rua=", ErrUnusable, "invalid p tag"},
+		{"an empty sp is an invalid sp", "v=DMARC1; p=reject; sp=", ErrUnusable, "invalid sp tag"},
 		{"tags without equals leave no p", "v=DMARC1; p; rua", ErrUnusable, "no p tag"},
 		{"an invalid sp without rua is unusable", "v=DMARC1; p=reject; sp=maybe", ErrUnusable, "invalid sp tag"},
 		{"an invalid np without rua is unusable under RFC 9989", "v=DMARC1; p=reject; np=maybe", ErrUnusable, "invalid np tag"},
@@ -167,14 +168,14 @@ func TestParseProblems(t *testing.T) {
 		{"an RFC 9989 tag under RFC 7489 is noted", RFC7489, "v=DMARC1; p=none; np=reject", Info, "np", 18, "RFC 9989 tag"},
 		{"a duplicate tag is a warning with its offset", RFC9989, "v=DMARC1; p=none; p=reject", Warning, "p", 18, "duplicate tag"},
 		{"an unknown tag is noted", RFC9989, "v=DMARC1; p=none; foo=bar", Info, "foo", 18, "unknown tag"},
-		{"a tag without a value is a warning", RFC9989, "v=DMARC1; p=none; sp=", Warning, "sp", 18, "no value"},
+		{"a tag without a value is a warning", RFC9989, "v=DMARC1; p=none; fo=", Warning, "fo", 21, "no value"},
 		{"a pair without equals is a warning", RFC9989, "v=DMARC1; p=none; junk", Warning, "", 18, "not a tag=value pair"},
 		{"a bad tag name is a warning", RFC9989, "v=DMARC1; p=none; r-u-a=x", Warning, "", 18, "not a valid tag name"},
 		{"p out of place is a warning", RFC9989, "v=DMARC1; sp=none; p=none", Warning, "p", 19, "not the tag after v"},
 		{"the p fallback is an error", RFC9989, "v=DMARC1; rua=mailto:a@example.com", Error, "p", 34, "applied as p=none"},
 		{"an obsolete size suffix is noted under RFC 9989", RFC9989, "v=DMARC1; p=none; rua=mailto:a@example.com!1m", Info, "rua", 18, "obsolete"},
 		{"a non-mailto URI is noted", RFC9989, "v=DMARC1; p=none; rua=https://example.com/", Info, "rua", 18, "only mailto"},
-		{"binary bytes point at the byte", RFC9989, "v=DMARC1; p=none; sp=ab\x01", Error, "sp", 23, "0x01"},
+		{"binary bytes point at the byte", RFC9989, "v=DMARC1; p=none; sp=ab\x01", Warning, "sp", 23, "0x01"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
