@@ -3,8 +3,12 @@ module github.com/dmarcd/dmarcd
 go 1.26.0
 
 require (
-	github.com/miekg/dns v1.1.73 // indirect
-	golang.org/x/net v0.62.0 // indirect
+	github.com/miekg/dns v1.1.73
+	golang.org/x/net v0.62.0
+)
+
+require (
+	github.com/BurntSushi/toml v1.6.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect

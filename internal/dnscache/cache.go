@@ -1,0 +1,104 @@
+package dnscache
+
+import (
+	"sync"
+	"time"
+)
+
+// key names one cache entry: a normalized name and a query type.
+type key struct {
+	name  string
+	qtype uint16
+}
+
+// entry is one cached outcome of a lookup. Everything but the list links is
+// set before the entry is published and never changed, so a reader can use
+// it without a lock.
+type entry struct {
+	key     key
+	expires time.Time
+	answer  Answer
+	// view is the records in the shape a typed method returns ([]string for
+	// TXT, []net.IPAddr for A and AAAA, ...), built once when the entry is
+	// made so that a cache hit costs no allocation.
+	view any
+	// err is what a lookup returns with this entry: nil, or a *net.DNSError
+	// wrapping dmarc.ErrNXDomain, ErrNoRecords or ErrTemporary.
+	err error
+
+	prev, next *entry // LRU list, guarded by cache.mu
+}
+
+// cache is a map of entries bounded by a least-recently-used list. One
+// mutex guards both: a hit is a map read and two pointer swaps, short
+// enough that a milter's concurrency does not make it contended.
+type cache struct {
+	mu      sync.Mutex
+	max     int
+	entries map[key]*entry
+	lru     entry // sentinel: lru.next is the most recently used
+
+	evictions *counter
+}
+
+func newCache(max int, evictions *counter) *cache {
+	c := &cache{max: max, entries: make(map[key]*entry), evictions: evictions}
+	c.lru.next, c.lru.prev = &c.lru, &c.lru
+	return c
+}
+
+// get returns the entry for k if it has not expired at now, and marks it
+// recently used. An expired entry is removed.
+func (c *cache) get(k key, now time.Time) *entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[k]
+	if e == nil {
+		return nil
+	}
+	if !now.Before(e.expires) {
+		c.remove(e)
+		return nil
+	}
+	c.unlink(e)
+	c.pushFront(e)
+	return e
+}
+
+// put stores e, replacing any entry for the same key, and evicts the least
+// recently used entries beyond the cap.
+func (c *cache) put(e *entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.entries[e.key]; old != nil {
+		c.remove(old)
+	}
+	c.entries[e.key] = e
+	c.pushFront(e)
+	for len(c.entries) > c.max {
+		c.remove(c.lru.prev)
+		c.evictions.Add(1)
+	}
+}
+
+func (c *cache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}
+
+func (c *cache) remove(e *entry) {
+	c.unlink(e)
+	delete(c.entries, e.key)
+}
+
+func (c *cache) unlink(e *entry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+func (c *cache) pushFront(e *entry) {
+	e.prev, e.next = &c.lru, c.lru.next
+	c.lru.next.prev = e
+	c.lru.next = e
+}
