@@ -85,6 +85,7 @@ func (e *Evaluator) Discover(ctx context.Context, domain string) (Discovery, err
 		return disc, err
 	}
 	org, err := ev.orgDomain(d)
+	disc.Lookups = ev.log // the walk for the organizational domain adds queries
 	if err != nil {
 		return disc, err
 	}

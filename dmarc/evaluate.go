@@ -82,7 +82,8 @@ type Result struct {
 	Disposition Disposition
 	// Policy is the policy the record requests for this message (from p,
 	// sp or np, named by PolicyTag) before pct or t=y lower it; PolicyUnset
-	// when no record applies.
+	// when no record applies. For a pass it is p or sp: whether the From
+	// domain exists, which selects np, is only asked for failures.
 	Policy    Policy
 	PolicyTag string
 	// FromDomain is the From domain, normalized.
@@ -145,6 +146,10 @@ func (e *Evaluator) Evaluate(ctx context.Context, in Input) (Result, error) {
 	}
 	if res.SPFAligned || res.DKIMAligned {
 		res.Outcome = OutcomePass
+		res.Policy, res.PolicyTag = res.Record.P, "p"
+		if res.Inherited && res.Record.SP != PolicyUnset {
+			res.Policy, res.PolicyTag = res.Record.SP, "sp"
+		}
 		return res, nil
 	}
 	res.Outcome = OutcomeFail
