@@ -1,0 +1,283 @@
+package milter
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/dmarcd/dmarcd/dmarc"
+)
+
+// Mode is how a listener applies DMARC, as Stalwart's verify modes.
+type Mode uint8
+
+// The modes.
+const (
+	// Strict evaluates and enforces: reject, quarantine, tempfail.
+	Strict Mode = iota
+	// Relaxed evaluates, adds headers and records, but never blocks mail.
+	Relaxed
+	// Disable accepts every connection untouched.
+	Disable
+)
+
+// String returns "strict", "relaxed" or "disable".
+func (m Mode) String() string {
+	switch m {
+	case Relaxed:
+		return "relaxed"
+	case Disable:
+		return "disable"
+	}
+	return "strict"
+}
+
+// ParseMode reads a mode word.
+func ParseMode(s string) (Mode, error) {
+	switch strings.ToLower(s) {
+	case "strict":
+		return Strict, nil
+	case "relaxed":
+		return Relaxed, nil
+	case "disable", "disabled":
+		return Disable, nil
+	}
+	return 0, fmt.Errorf("unknown mode %q (want strict, relaxed or disable)", s)
+}
+
+// Action is what the milter tells the MTA to do with a message.
+type Action uint8
+
+// The actions.
+const (
+	// Accept delivers the message (with our header).
+	Accept Action = iota
+	// Quarantine asks the MTA to hold the message (Postfix's hold queue).
+	Quarantine
+	// Reject refuses it with a 5xx reply.
+	Reject
+	// Tempfail refuses it with a 4xx reply, so the sender retries.
+	Tempfail
+)
+
+// String returns "accept", "quarantine", "reject" or "tempfail".
+func (a Action) String() string {
+	switch a {
+	case Quarantine:
+		return "quarantine"
+	case Reject:
+		return "reject"
+	case Tempfail:
+		return "tempfail"
+	}
+	return "accept"
+}
+
+// MultipleFrom says what to do with a message whose From names several
+// mailboxes (in one field or several fields).
+type MultipleFrom uint8
+
+// The choices.
+const (
+	// Strictest evaluates every From domain and applies the strictest
+	// outcome: a forger cannot hide behind a second, innocent address.
+	Strictest MultipleFrom = iota
+	// RejectMultiple refuses the message, as OpenDMARC's
+	// RejectMultiValueFrom does.
+	RejectMultiple
+	// First evaluates the first address only, OpenDMARC's default.
+	First
+)
+
+// Reply is an SMTP reply: a code, an enhanced status code and a text in
+// which {domain} is replaced by the From domain.
+type Reply struct {
+	Code     uint16 // 550, 451, ...
+	Enhanced string // "5.7.1"
+	Text     string
+}
+
+// ParseReply reads "550 5.7.1 text"; class is 5 or 4 and both codes must
+// belong to it.
+func ParseReply(s string, class int) (Reply, error) {
+	fields := strings.SplitN(strings.TrimSpace(s), " ", 3)
+	if len(fields) < 3 {
+		return Reply{}, fmt.Errorf("reply %q: want \"%dxx %d.x.y text\"", s, class, class)
+	}
+	var code int
+	if _, err := fmt.Sscanf(fields[0], "%3d", &code); err != nil || code/100 != class || len(fields[0]) != 3 {
+		return Reply{}, fmt.Errorf("reply %q: code must be %dxx", s, class)
+	}
+	var a, b, c int
+	if n, _ := fmt.Sscanf(fields[1], "%d.%d.%d", &a, &b, &c); n != 3 || a != class {
+		return Reply{}, fmt.Errorf("reply %q: enhanced status must be %d.x.y", s, class)
+	}
+	return Reply{Code: uint16(code), Enhanced: fields[1], Text: fields[2]}, nil
+}
+
+// String returns the reply as configured.
+func (r Reply) String() string {
+	return fmt.Sprintf("%d %s %s", r.Code, r.Enhanced, r.Text)
+}
+
+// text returns the reply text for domain, as the milter sends it: the
+// enhanced code first, as Postfix expects.
+func (r Reply) text(domain string) string {
+	return r.Enhanced + " " + strings.ReplaceAll(r.Text, "{domain}", domain)
+}
+
+// Policy holds the local choices that turn a DMARC result into an action.
+type Policy struct {
+	// Reject is what a failure under p=reject does: Reject, Quarantine or
+	// Accept (header only).
+	Reject Action
+	// Quarantine is what a failure under p=quarantine does: Quarantine
+	// (hold) or Accept (header only).
+	Quarantine Action
+	// TempError is Accept or Tempfail.
+	TempError Action
+	// PermError is Accept or Reject.
+	PermError Action
+	// MultipleFrom handles several From mailboxes.
+	MultipleFrom MultipleFrom
+	// MissingFrom is Reject or Accept (dmarc=none).
+	MissingFrom Action
+	// MissingDKIM is Tempfail or Accept: what to do when the message has a
+	// DKIM-Signature but no trusted dkim= result arrived, as when an
+	// upstream DKIM milter timed out.
+	MissingDKIM Action
+	// RejectReply and TempfailReply are the SMTP replies.
+	RejectReply   Reply
+	TempfailReply Reply
+	// AddHeader inserts our Authentication-Results.
+	AddHeader bool
+	// RemoveForged deletes Authentication-Results fields that claim our
+	// authserv-id but came from outside.
+	RemoveForged bool
+}
+
+// Ignore lists what the milter lets through without evaluating.
+type Ignore struct {
+	Hosts           []netip.Prefix
+	Authenticated   bool     // SMTP-authenticated clients ({auth_authen})
+	FromDomains     []string // normalized; subdomains match too
+	MailFromDomains []string // normalized; subdomains match too
+	// Recipients are addresses or "@domain"; a message whose recipients
+	// are all listed is skipped (report mailboxes never loop).
+	Recipients []string
+}
+
+// LocalPolicy replaces the published policy for failures of a domain.
+type LocalPolicy struct {
+	Domain  string // normalized; subdomains match too
+	Policy  dmarc.Policy
+	Comment string
+}
+
+// Config is what the milter needs. The daemon builds it from dmarcd.toml
+// or opendmarc.conf.
+type Config struct {
+	// AuthServID is written in our Authentication-Results; "" means the
+	// MTA's {j} macro, or the host name when the MTA sends none.
+	AuthServID string
+	// TrustedAuthServIDs are read; empty means AuthServID alone.
+	TrustedAuthServIDs []string
+	Policy             Policy
+	Ignore             Ignore
+	LocalPolicies      []LocalPolicy
+	// DNSBudget bounds the DNS work for one message.
+	DNSBudget time.Duration
+	// IdleTimeout bounds the wait for the MTA's next command; WriteTimeout
+	// a reply's write.
+	IdleTimeout  time.Duration
+	WriteTimeout time.Duration
+	// MaxConnections caps concurrent MTA connections per listener.
+	MaxConnections int
+}
+
+// DefaultConfig returns the defaults documented in configs/dmarcd.toml.
+func DefaultConfig() *Config {
+	return &Config{
+		Policy: Policy{
+			Reject:        Reject,
+			Quarantine:    Quarantine,
+			TempError:     Accept,
+			PermError:     Accept,
+			MultipleFrom:  Strictest,
+			MissingFrom:   Reject,
+			MissingDKIM:   Accept,
+			RejectReply:   Reply{550, "5.7.1", "rejected by DMARC policy for {domain}"},
+			TempfailReply: Reply{451, "4.7.1", "DMARC policy for {domain} could not be evaluated, try again later"},
+			AddHeader:     true,
+			RemoveForged:  true,
+		},
+		Ignore: Ignore{
+			Hosts:         []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")},
+			Authenticated: true,
+		},
+		DNSBudget:      10 * time.Second,
+		IdleTimeout:    10 * time.Minute,
+		WriteTimeout:   30 * time.Second,
+		MaxConnections: 1024,
+	}
+}
+
+// domainListed reports whether d or one of its parents is in list.
+func domainListed(list []string, d string) bool {
+	for _, x := range list {
+		if d == x || strings.HasSuffix(d, "."+x) {
+			return true
+		}
+	}
+	return false
+}
+
+// localPolicy returns the local policy that covers d, the most specific
+// first.
+func (c *Config) localPolicy(d string) *LocalPolicy {
+	var best *LocalPolicy
+	for i := range c.LocalPolicies {
+		lp := &c.LocalPolicies[i]
+		if (d == lp.Domain || strings.HasSuffix(d, "."+lp.Domain)) && (best == nil || len(lp.Domain) > len(best.Domain)) {
+			best = lp
+		}
+	}
+	return best
+}
+
+// hostIgnored reports whether the client address is in the ignore list.
+func (c *Config) hostIgnored(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range c.Ignore.Hosts {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// recipientsIgnored reports whether every recipient is in the ignore list.
+func (c *Config) recipientsIgnored(rcpts []string) bool {
+	if len(rcpts) == 0 || len(c.Ignore.Recipients) == 0 {
+		return false
+	}
+	for _, r := range rcpts {
+		if !recipientListed(c.Ignore.Recipients, r) {
+			return false
+		}
+	}
+	return true
+}
+
+func recipientListed(list []string, rcpt string) bool {
+	rcpt = strings.ToLower(strings.Trim(rcpt, "<>"))
+	at := strings.LastIndexByte(rcpt, '@')
+	for _, x := range list {
+		x = strings.ToLower(x)
+		if x == rcpt || (strings.HasPrefix(x, "@") && at >= 0 && rcpt[at:] == x) {
+			return true
+		}
+	}
+	return false
+}

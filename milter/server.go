@@ -1,0 +1,332 @@
+// Package milter is dmarcd's milter server: the per-connection session the
+// MTA talks to, the reading of upstream Authentication-Results, the table
+// from DMARC outcome to action, and the header dmarcd writes.
+//
+// It is built on github.com/d--j/go-milter rather than
+// github.com/emersion/go-milter: the former speaks milter protocol 6 (so the
+// MTA need not wait for a reply to every header), asks the MTA for the
+// macros it needs, and keeps one handler per MTA connection, so the client
+// address and HELO survive from one message of an SMTP session to the next.
+package milter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+	"golang.org/x/net/netutil"
+
+	"github.com/dmarcd/dmarcd/dmarc"
+	"github.com/dmarcd/dmarcd/report"
+)
+
+// Server serves the milter protocol on any number of listeners. Its
+// configuration can be replaced while it runs (Reload); sessions pick up the
+// new one at their next message.
+type Server struct {
+	log   *slog.Logger
+	sink  report.Sink
+	state atomic.Pointer[state]
+	host  string
+	stats Stats
+
+	mu       sync.Mutex
+	servers  []*gomilter.Server
+}
+
+var libLog sync.Once
+
+type state struct {
+	cfg *Config
+	ev  *dmarc.Evaluator
+}
+
+// New returns a Server that evaluates with ev, records rows into sink and
+// logs to log.
+func New(cfg *Config, ev *dmarc.Evaluator, sink report.Sink, log *slog.Logger) *Server {
+	libLog.Do(func() {
+		// The milter library logs protocol errors through a package
+		// variable; route them to our log, at warning level.
+		gomilter.LogWarning = func(format string, v ...any) {
+			log.Warn("milter protocol: " + fmt.Sprintf(format, v...))
+		}
+	})
+	s := &Server{log: log, sink: sink, host: hostname()}
+	s.state.Store(&state{cfg, ev})
+	return s
+}
+
+// Reload replaces the configuration and evaluator for the messages that
+// start from now on. Connections in progress are not dropped.
+func (s *Server) Reload(cfg *Config, ev *dmarc.Evaluator) {
+	s.state.Store(&state{cfg, ev})
+}
+
+func (s *Server) snapshot() (*Config, *dmarc.Evaluator) {
+	st := s.state.Load()
+	return st.cfg, st.ev
+}
+
+// trust derives the authserv-ids for a connection: ours is configured, or
+// the MTA's {j} name, or this host's name; the trusted list defaults to
+// ours alone, as OpenDMARC's TrustedAuthservIDs does.
+func (s *Server) trust(cfg *Config, mtaName string) trust {
+	own := cfg.AuthServID
+	switch {
+	case strings.EqualFold(own, "HOSTNAME"):
+		own = s.host
+	case own == "" && mtaName != "":
+		own = mtaName
+	case own == "":
+		own = s.host
+	}
+	t := trust{own: own, trusted: cfg.TrustedAuthServIDs}
+	if len(t.trusted) == 0 {
+		t.trusted = []string{own}
+	}
+	return t
+}
+
+// protocol is what we ask the MTA for: no body, no DATA or unknown-command
+// events, and no reply awaited for HELO, RCPT, headers and end of headers.
+// Connect and MAIL keep their replies: they are where ignored clients are
+// let through early.
+const protocol = gomilter.OptNoBody | gomilter.OptNoData | gomilter.OptNoUnknown |
+	gomilter.OptNoHeloReply | gomilter.OptNoRcptReply | gomilter.OptNoHeaderReply | gomilter.OptNoEOHReply
+
+// actions are the modifications we need: insert our header, delete forged
+// ones, quarantine.
+const actions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQuarantine
+
+// negotiate settles on the highest protocol version both sides speak, the
+// protocol options the MTA offers among those we want (an old MTA gets
+// replies to everything), and fails only when an action we need is missing.
+func negotiate(mtaVersion, milterVersion uint32, mtaActions, milterActions gomilter.OptAction, mtaProtocol, milterProtocol gomilter.OptProtocol, offered gomilter.DataSize) (uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize, error) {
+	v := min(mtaVersion, milterVersion)
+	if v < 2 {
+		return 0, 0, 0, 0, fmt.Errorf("MTA speaks milter protocol %d, need 2 or later", mtaVersion)
+	}
+	if mtaActions&milterActions != milterActions {
+		return 0, 0, 0, 0, fmt.Errorf("MTA does not allow the actions we need (offered %v, need %v)", mtaActions, milterActions)
+	}
+	return v, milterActions, milterProtocol & mtaProtocol, offered, nil
+}
+
+// Serve accepts MTA connections on ln in the given mode until Shutdown.
+// At most cfg.MaxConnections are served at once; further connections wait
+// in the listen queue.
+func (s *Server) Serve(ln net.Listener, mode Mode) error {
+	cfg, _ := s.snapshot()
+	if cfg.MaxConnections > 0 {
+		ln = netutil.LimitListener(ln, cfg.MaxConnections)
+	}
+	srv := gomilter.NewServer(
+		gomilter.WithDynamicMilter(func(uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize) gomilter.Milter {
+			return &guarded{s: &session{srv: s, mode: mode}, log: s.log}
+		}),
+		gomilter.WithActions(actions),
+		gomilter.WithProtocols(protocol),
+		gomilter.WithNegotiationCallback(negotiate),
+		gomilter.WithMacroRequest(gomilter.StageConnect, []string{gomilter.MacroMTAFQDN, gomilter.MacroClientAddr}),
+		gomilter.WithMacroRequest(gomilter.StageMail, []string{gomilter.MacroAuthAuthen, gomilter.MacroQueueId}),
+		gomilter.WithMacroRequest(gomilter.StageEOM, []string{gomilter.MacroQueueId}),
+		gomilter.WithReadTimeout(cfg.IdleTimeout),
+		gomilter.WithWriteTimeout(cfg.WriteTimeout),
+	)
+	s.mu.Lock()
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+	err := srv.Serve(guardListener{ln})
+	if errors.Is(err, gomilter.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for the sessions in
+// progress to finish until ctx ends, then closes the rest.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	servers := append([]*gomilter.Server(nil), s.servers...)
+	s.mu.Unlock()
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, gomilter.ErrServerClosed) {
+			errs = append(errs, err)
+			_ = srv.Close()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) logSkip(queueID string, client netip.Addr, why string) {
+	s.stats.skipped.Add(1)
+	s.log.Info("skipped", "queue_id", queueID, "client", addrString(client), "reason", why)
+}
+
+func (s *Server) logVerdict(queueID string, sess *session, out outcome, notes []string, took time.Duration) {
+	attrs := []any{"queue_id", queueID, "client", addrString(sess.client), "helo", sess.helo}
+	for _, e := range out.evs {
+		attrs = append(attrs, "from", e.domain, "result", e.res.Outcome.String(),
+			"policy", policyWord(e.res.Policy), "disposition", e.v.applied.String())
+		if e.res.PolicyDomain != "" {
+			attrs = append(attrs, "policy_domain", e.res.PolicyDomain)
+		}
+		attrs = append(attrs, "reason", strings.Join(e.res.Reasons(), "; "))
+	}
+	if len(out.evs) == 0 {
+		attrs = append(attrs, "from", out.domain)
+	}
+	attrs = append(attrs, "action", out.final.action.String(), "why", out.final.why, "ms", took.Milliseconds())
+	if len(notes) > 0 {
+		attrs = append(attrs, "notes", strings.Join(notes, "; "))
+	}
+	s.log.Info("dmarc", attrs...)
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// Stats counts what the milter did, for metrics and tests.
+type Stats struct {
+	messages  atomic.Int64
+	skipped   atomic.Int64
+	byResult  [5]atomic.Int64 // indexed by dmarc.Outcome
+	byAction  [4]atomic.Int64 // indexed by Action
+	panics    atomic.Int64
+}
+
+func (st *Stats) count(o outcome) {
+	st.messages.Add(1)
+	st.byAction[o.final.action].Add(1)
+	for _, e := range o.evs {
+		st.byResult[e.res.Outcome].Add(1)
+	}
+}
+
+// StatsSnapshot is a copy of the counters.
+type StatsSnapshot struct {
+	Messages int64
+	Skipped  int64
+	ByResult map[string]int64 // "pass", "fail", ...
+	ByAction map[string]int64 // "accept", "reject", ...
+	// Panics counts handler bugs caught; each ended only its own session.
+	Panics int64
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() StatsSnapshot {
+	out := StatsSnapshot{
+		Messages: s.stats.messages.Load(),
+		Skipped:  s.stats.skipped.Load(),
+		Panics:   s.stats.panics.Load(),
+		ByResult: map[string]int64{},
+		ByAction: map[string]int64{},
+	}
+	for i := range s.stats.byResult {
+		out.ByResult[dmarc.Outcome(i).String()] = s.stats.byResult[i].Load()
+	}
+	for i := range s.stats.byAction {
+		out.ByAction[Action(i).String()] = s.stats.byAction[i].Load()
+	}
+	return out
+}
+
+// guarded turns a panic in a handler into an error that ends only that
+// session: the milter library runs handlers in goroutines of its own that
+// do not recover.
+type guarded struct {
+	s   *session
+	log *slog.Logger
+}
+
+func (g *guarded) recover(step string, err *error) {
+	if r := recover(); r != nil {
+		g.s.srv.stats.panics.Add(1)
+		g.log.Error("milter handler panic; session closed", "step", step, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		*err = fmt.Errorf("panic in %s: %v", step, r)
+	}
+}
+
+func (g *guarded) NewConnection(m gomilter.Modifier) (err error) {
+	defer g.recover("connect", &err)
+	return g.s.NewConnection(m)
+}
+
+func (g *guarded) Connect(host, family string, port uint16, addr string, m gomilter.Modifier) (r *gomilter.Response, err error) {
+	defer g.recover("connect", &err)
+	return g.s.Connect(host, family, port, addr, m)
+}
+
+func (g *guarded) Helo(name string, m gomilter.Modifier) (r *gomilter.Response, err error) {
+	defer g.recover("helo", &err)
+	return g.s.Helo(name, m)
+}
+
+func (g *guarded) MailFrom(from, args string, m gomilter.Modifier) (r *gomilter.Response, err error) {
+	defer g.recover("mail", &err)
+	return g.s.MailFrom(from, args, m)
+}
+
+func (g *guarded) RcptTo(rcpt, args string, m gomilter.Modifier) (r *gomilter.Response, err error) {
+	defer g.recover("rcpt", &err)
+	return g.s.RcptTo(rcpt, args, m)
+}
+
+func (g *guarded) Data(m gomilter.Modifier) (r *gomilter.Response, err error) {
+	defer g.recover("data", &err)
+	return g.s.Data(m)
+}
+
+func (g *guarded) Header(name, value string, m gomilter.Modifier) (r *gomilter.Response, err error) {
+	defer g.recover("header", &err)
+	return g.s.Header(name, value, m)
+}
+
+func (g *guarded) Headers(m gomilter.Modifier) (r *gomilter.Response, err error) {
+	defer g.recover("eoh", &err)
+	return g.s.Headers(m)
+}
+
+func (g *guarded) BodyChunk(chunk []byte, m gomilter.Modifier) (r *gomilter.Response, err error) {
+	defer g.recover("body", &err)
+	return g.s.BodyChunk(chunk, m)
+}
+
+func (g *guarded) EndOfMessage(m gomilter.Modifier) (r *gomilter.Response, err error) {
+	defer g.recover("eom", &err)
+	return g.s.EndOfMessage(m)
+}
+
+func (g *guarded) Abort(m gomilter.Modifier) (err error) {
+	defer g.recover("abort", &err)
+	return g.s.Abort(m)
+}
+
+func (g *guarded) Unknown(cmd string, m gomilter.Modifier) (r *gomilter.Response, err error) {
+	defer g.recover("unknown", &err)
+	return g.s.Unknown(cmd, m)
+}
+
+func (g *guarded) Cleanup(m gomilter.Modifier) {
+	defer func() {
+		if r := recover(); r != nil {
+			g.s.srv.stats.panics.Add(1)
+			g.log.Error("milter cleanup panic", "panic", fmt.Sprint(r))
+		}
+	}()
+	g.s.Cleanup(m)
+}
