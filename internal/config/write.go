@@ -1,0 +1,491 @@
+package config
+
+import (
+	"bytes"
+	"encoding"
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/dmarcd/dmarcd/dmarc"
+)
+
+// WriteTOML writes c as a dmarcd.toml document: every key, each with a
+// comment saying what it does, its default and its opendmarc.conf
+// equivalent. Parse reads the output back to a Config equal to c when c is
+// valid. An empty array of tables (no [[override]]) is written as a
+// commented-out example.
+func (c *Config) WriteTOML(w io.Writer) error {
+	var b bytes.Buffer
+	b.WriteString(fileHeader)
+	if err := writeTable(&b, "", "", reflect.ValueOf(c).Elem(), true, ""); err != nil {
+		return err
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+const fileHeader = `# dmarcd.toml: configuration of dmarcd, the DMARC milter.
+#
+# Every key is optional: one left out takes the default shown with it.
+# Keys are case-sensitive; an unknown key, a value of the wrong type or an
+# invalid value stops dmarcd at start-up, naming the file, line and key.
+# Durations are strings with a unit: "500ms", "10s", "5m", "1h", "1d".
+# Lists (arrays) replace the default list as a whole.
+
+`
+
+// isTable reports whether a field of type t is written as a [table] or
+// [[array]] rather than as key = value.
+func isTable(t reflect.Type) bool {
+	if isScalar(t) {
+		return false
+	}
+	if t.Kind() == reflect.Slice {
+		return t.Elem().Kind() == reflect.Struct && !isScalar(t.Elem())
+	}
+	return t.Kind() == reflect.Struct
+}
+
+// writeTable writes the keys of struct v, then its tables. path is the
+// header path of v ("" at the top), generic its documentation path;
+// documented asks for comments; prefix goes before every line that is not
+// a comment ("# " for a commented-out example).
+func writeTable(b *bytes.Buffer, path, generic string, v reflect.Value, documented bool, prefix string) error {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := tomlName(f)
+		if name == "" || isTable(f.Type) {
+			continue
+		}
+		lit, err := literal(v.Field(i))
+		if err != nil {
+			return fmt.Errorf("config: %s: %w", joinKey(path, name), err)
+		}
+		if documented {
+			writeDoc(b, joinKey(generic, name))
+		}
+		fmt.Fprintf(b, "%s%s = %s\n", prefix, joinKey("", name), strings.ReplaceAll(lit, "\n", "\n"+prefix))
+		if documented {
+			b.WriteByte('\n')
+		}
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := tomlName(f)
+		if name == "" || !isTable(f.Type) {
+			continue
+		}
+		p, g := joinKey(path, name), joinKey(generic, name)
+		fv := v.Field(i)
+		if !documented {
+			b.WriteByte('\n')
+		}
+		if f.Type.Kind() == reflect.Struct {
+			if documented {
+				writeSectionDoc(b, g, "["+p+"]")
+			}
+			fmt.Fprintf(b, "%s[%s]\n", prefix, p)
+			if documented {
+				b.WriteByte('\n')
+			}
+			if err := writeTable(b, p, g, fv, documented, prefix); err != nil {
+				return err
+			}
+			continue
+		}
+		if documented {
+			writeSectionDoc(b, g, "[["+p+"]]")
+		}
+		if fv.Len() == 0 {
+			ex, ok := examples[g]
+			if !ok {
+				continue
+			}
+			b.WriteString("# Example:\n#\n")
+			fmt.Fprintf(b, "# [[%s]]\n", p)
+			if documented {
+				b.WriteString("#\n")
+			}
+			if err := writeTable(b, p, g, reflect.ValueOf(ex), documented, "# "); err != nil {
+				return err
+			}
+			continue
+		}
+		for j := range fv.Len() {
+			if j > 0 {
+				b.WriteByte('\n')
+			}
+			fmt.Fprintf(b, "%s[[%s]]\n", prefix, p)
+			if documented && j == 0 {
+				b.WriteByte('\n')
+			}
+			if err := writeTable(b, p, g, fv.Index(j), documented && j == 0, prefix); err != nil {
+				return err
+			}
+		}
+		if documented && fv.Len() > 1 {
+			b.WriteByte('\n')
+		}
+	}
+	return nil
+}
+
+// examples are written, commented out, for arrays of tables left empty.
+var examples = map[string]any{
+	"listener": DefaultListener(),
+	"override": Override{Domain: "example.com", Policy: dmarc.PolicyNone, Comment: "partner mailing list"},
+}
+
+// literal returns the TOML text of the value of a key.
+func literal(v reflect.Value) (string, error) {
+	t := v.Type()
+	if c, ok := codecs[t]; ok {
+		return quote(c.format(v.Interface())), nil
+	}
+	if m, ok := v.Interface().(encoding.TextMarshaler); ok {
+		text, err := m.MarshalText()
+		if err != nil {
+			return "", err
+		}
+		return quote(string(text)), nil
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return quote(v.String()), nil
+	case reflect.Bool:
+		return strconv.FormatBool(v.Bool()), nil
+	case reflect.Int:
+		return strconv.FormatInt(v.Int(), 10), nil
+	case reflect.Slice:
+		items := make([]string, v.Len())
+		width := 0
+		for i := range v.Len() {
+			s, err := literal(v.Index(i))
+			if err != nil {
+				return "", err
+			}
+			items[i] = s
+			width += len(s) + 2
+		}
+		if width <= 60 {
+			return "[" + strings.Join(items, ", ") + "]", nil
+		}
+		return "[\n    " + strings.Join(items, ",\n    ") + ",\n]", nil
+	}
+	return "", fmt.Errorf("cannot write a %s", t)
+}
+
+// quote returns s as a TOML basic string.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"':
+			b.WriteString(`\"`)
+		case '\\':
+			b.WriteString(`\\`)
+		case '\b':
+			b.WriteString(`\b`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\f':
+			b.WriteString(`\f`)
+		case '\r':
+			b.WriteString(`\r`)
+		default:
+			if r < 0x20 || r == 0x7f {
+				fmt.Fprintf(&b, `\u%04X`, r)
+			} else {
+				b.WriteRune(r)
+			}
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// writeDoc writes the comment of the key at generic path p.
+func writeDoc(b *bytes.Buffer, p string) {
+	d, ok := docs[p]
+	if !ok {
+		panic("config: no documentation for " + p)
+	}
+	writeComment(b, d.text)
+	def := d.def
+	if def == "" {
+		def = defaultLiteral(p)
+	}
+	if def != "" {
+		writeComment(b, "Default: "+def+".")
+	}
+	if d.opendmarc != "" {
+		writeComment(b, "OpenDMARC: "+d.opendmarc+".")
+	}
+}
+
+// writeSectionDoc writes the comment of the table at generic path p.
+func writeSectionDoc(b *bytes.Buffer, p, header string) {
+	d, ok := docs[p]
+	if !ok {
+		panic("config: no documentation for " + p)
+	}
+	if !bytes.HasSuffix(b.Bytes(), []byte("\n\n")) {
+		b.WriteByte('\n')
+	}
+	b.WriteString(strings.Repeat("#", 76) + "\n")
+	writeComment(b, header+": "+d.text)
+	if d.def != "" {
+		writeComment(b, "Default: "+d.def+".")
+	}
+	if d.opendmarc != "" {
+		writeComment(b, "OpenDMARC: "+d.opendmarc+".")
+	}
+	b.WriteString(strings.Repeat("#", 76) + "\n\n")
+}
+
+// writeComment writes text as "# " lines wrapped at 76 columns; "\n" in
+// text starts a new paragraph line.
+func writeComment(b *bytes.Buffer, text string) {
+	for _, para := range strings.Split(text, "\n") {
+		line := "#"
+		for _, w := range strings.Fields(para) {
+			if len(line)+1+len(w) > 76 && line != "#" {
+				b.WriteString(line + "\n")
+				line = "#"
+			}
+			line += " " + w
+		}
+		b.WriteString(line + "\n")
+	}
+}
+
+// defaultLiteral returns the TOML text of the default of the key at
+// generic path p, found in Default(); "" for keys inside arrays of tables.
+func defaultLiteral(p string) string {
+	v := reflect.ValueOf(Default()).Elem()
+	for _, k := range strings.Split(p, ".") {
+		if v.Kind() != reflect.Struct {
+			return ""
+		}
+		i := fieldByKey(v.Type(), k)
+		if i < 0 {
+			return ""
+		}
+		v = v.Field(i)
+	}
+	lit, err := literal(v)
+	if err != nil {
+		return ""
+	}
+	return strings.Join(strings.Fields(lit), " ")
+}
+
+// doc is the comment of one key or table.
+type doc struct {
+	text      string // what it does; "\n" breaks lines
+	def       string // the default as text, when Default() cannot say it
+	opendmarc string // the opendmarc.conf equivalent, if any
+}
+
+// docs documents every key and table by generic path. TestDocsCoverConfig
+// checks it against Config.
+var docs = map[string]doc{
+	"spec": {
+		text:      `The DMARC specification to follow: "rfc9989", DMARC as standardized in 2026 (organizational domain by DNS tree walk; np, psd and t tags), or "rfc7489", the 2015 RFC (public suffix list; pct tag).`,
+		opendmarc: "none, OpenDMARC 1.4 implements RFC 7489",
+	},
+	"authserv_id": {
+		text:      `The authserv-id of the Authentication-Results header fields dmarcd adds. "" takes the MTA's name (milter macro {j}), or else the host name; "HOSTNAME" always takes the host name. One token: no spaces or ';'.`,
+		opendmarc: "AuthservID",
+	},
+	"trusted_authserv_ids": {
+		text:      `Authentication-Results header fields with one of these authserv-ids, or with ours, are read for SPF and DKIM results (from an SPF policy service, OpenDKIM, ...); all others are ignored. "HOSTNAME" stands for the host name. Case is ignored.`,
+		opendmarc: "TrustedAuthservIDs (which without a value trusts AuthservID alone, as an empty list does here)",
+	},
+	"state_dir": {
+		text:      `Directory for dmarcd's data: the aggregate report database and its queue. It must be writable by dmarcd.`,
+		opendmarc: "none; HistoryFile is the nearest",
+	},
+	"pid_file": {
+		text:      `File to write the process ID to at start-up; "" writes none (systemd does not need one).`,
+		opendmarc: "PidFile",
+	},
+
+	"listener": {
+		text:      `a milter socket for the MTA to connect to. Repeat the table for more sockets. At least one is required; the tables given replace the default listener.`,
+		def:       `one listener on "inet:8893@127.0.0.1" in strict mode`,
+		opendmarc: "Socket",
+	},
+	"listener.address": {
+		text: `The socket. "inet:PORT@HOST" is TCP over IPv4 ("inet:8893@127.0.0.1"); "inet:PORT" alone listens on ALL IPv4 interfaces, as in OpenDMARC. "inet6:PORT@[HOST]" is TCP over IPv6. "unix:/PATH" (or "local:/PATH", or just "/PATH") is a Unix domain socket. "tcp://HOST:PORT" works too.` +
+			"\nPostfix connects with smtpd_milters = inet:127.0.0.1:8893 (or unix:/PATH, relative to Postfix's chroot if it runs in one).",
+		def:       `none, each [[listener]] must give it`,
+		opendmarc: "Socket",
+	},
+	"listener.mode": {
+		text:      `"strict" evaluates DMARC and enforces the outcome as [policy] says. "relaxed" evaluates, adds headers and records report data but never rejects, temp-fails or quarantines: a dry run. "disable" passes every message without evaluating it.`,
+		def:       `"strict"`,
+		opendmarc: `RejectFailures (false there is "relaxed" here)`,
+	},
+	"listener.socket_owner": {
+		text:      `Owner of a Unix socket, a user name or uid; "" leaves the user dmarcd runs as. Unix sockets only.`,
+		def:       `""`,
+		opendmarc: "UserID sets the user the filter runs as",
+	},
+	"listener.socket_group": {
+		text:      `Group of a Unix socket, a name or gid, typically "postfix" so that Postfix can connect; "" leaves dmarcd's group. Unix sockets only.`,
+		def:       `""`,
+		opendmarc: "the group of UserID",
+	},
+	"listener.socket_mode": {
+		text:      `Permissions of a Unix socket, an octal string. Ignored for TCP.`,
+		def:       `"0660"`,
+		opendmarc: `UMask ("0660" is UMask 007)`,
+	},
+
+	"milter": {
+		text: `the milter protocol server.`,
+	},
+	"milter.max_connections": {
+		text: `The most MTA connections served at once; more wait to be accepted. Postfix opens one per SMTP session.`,
+	},
+	"milter.idle_timeout": {
+		text: `How long to wait for the MTA's next milter command before closing the connection. It must exceed Postfix's smtpd_timeout (300s): Postfix keeps the milter waiting while the SMTP client is slow.`,
+	},
+	"milter.write_timeout": {
+		text: `How long writing one reply to the MTA may take.`,
+	},
+	"milter.dns_budget": {
+		text: `All the DNS time one message may use; when it runs out, the result is temperror (see policy.temperror). At most 60s, to stay well under Postfix's milter_content_timeout (300s).`,
+	},
+	"milter.shutdown_timeout": {
+		text: `On SIGTERM, how long messages in flight may take to finish before their connections are closed.`,
+	},
+
+	"policy": {
+		text: `what DMARC outcomes do to messages on strict listeners. Relaxed listeners only add the header and record report data.`,
+	},
+	"policy.reject": {
+		text:      `A message failing DMARC for a domain that publishes p=reject: "reject" refuses it with reject_reply; "quarantine" handles it as p=quarantine (see quarantine); "accept" delivers it, with the header only.`,
+		opendmarc: `RejectFailures (true is "reject")`,
+	},
+	"policy.quarantine": {
+		text:      `A message failing DMARC for a domain that publishes p=quarantine: "hold" asks the MTA to quarantine it (Postfix's hold queue; release with postsuper -H); "header" delivers it and leaves filing to later filters, which read the header.`,
+		opendmarc: `HoldQuarantinedMessages (true is "hold"; its default false is "header")`,
+	},
+	"policy.temperror": {
+		text:      `When the DMARC record could not be looked up (DNS failure, dns_budget spent): "accept" delivers the message with dmarc=temperror; "tempfail" answers tempfail_reply, so that the sender retries.`,
+		opendmarc: `RejectFailures (true also temp-fails)`,
+	},
+	"policy.permerror": {
+		text: `When the DMARC record is malformed: "accept" delivers the message with dmarc=permerror; "reject" refuses it with reject_reply.`,
+	},
+	"policy.multiple_from": {
+		text:      `A From header field with several addresses: "strictest" evaluates every From domain and applies the strictest outcome; "reject" refuses the message unless all addresses share one domain; "first" evaluates the first address only.`,
+		opendmarc: `RejectMultiValueFrom (true is "reject"; without it OpenDMARC does not evaluate every address)`,
+	},
+	"policy.missing_from": {
+		text:      `A message without a From header field, or without a domain in it: "reject" refuses it (RFC 5322 requires one From); "accept" delivers it with dmarc=none.`,
+		opendmarc: `RequiredHeaders (true is "reject")`,
+	},
+	"policy.missing_dkim_result": {
+		text: `A message with a DKIM-Signature but no dkim= result in a trusted Authentication-Results (the DKIM verifier before dmarcd did not run, or failed): "fail" evaluates with the results at hand, so the signature counts as not verified; "tempfail" answers tempfail_reply, so that the sender retries.`,
+	},
+	"policy.reject_reply": {
+		text:      `The SMTP reply refusing a message: a 5xx code, a 5.x.y enhanced status code, then text. {domain} is replaced by the From domain.`,
+		opendmarc: `RejectString ("%s" there is {domain} here, and the codes are fixed at 550 5.7.1)`,
+	},
+	"policy.tempfail_reply": {
+		text: `The SMTP reply temp-failing a message: a 4xx code, a 4.x.y enhanced status code, then text with {domain}.`,
+	},
+	"policy.add_header": {
+		text:      `Add an Authentication-Results header field with the DMARC result, such as "dmarc=pass header.from=example.com".`,
+		opendmarc: "none, OpenDMARC always adds it",
+	},
+	"policy.remove_forged_headers": {
+		text: `Remove Authentication-Results header fields that carry our authserv-id but came from outside, so that senders cannot forge our verdicts.`,
+	},
+
+	"ignore": {
+		text: `mail passed through without evaluation: no header, no report data, no rejection.`,
+	},
+	"ignore.hosts": {
+		text:      `SMTP clients to ignore: IP addresses and CIDR ranges ("192.0.2.0/24", "2001:db8::/32"). Host names are not accepted.`,
+		opendmarc: `IgnoreHosts (a file, which may hold host names; without it, 127.0.0.1 alone)`,
+	},
+	"ignore.authenticated": {
+		text:      `Ignore clients that logged in with SMTP AUTH (the {auth_authen} macro): your own users sending out.`,
+		opendmarc: `IgnoreAuthenticatedClients (false by default there)`,
+	},
+	"ignore.from_domains": {
+		text:      `Ignore messages whose From domain is listed: "example.com" matches that domain only, "*.example.com" its subdomains only. Case is ignored; internationalized names may be written in Unicode.`,
+		opendmarc: `IgnoreMailFrom (which, despite its name, matches the From header's domain)`,
+	},
+	"ignore.mail_from_domains": {
+		text: `Ignore messages whose envelope sender (MAIL FROM) domain is listed, matched as from_domains.`,
+	},
+	"ignore.recipients": {
+		text:      `Ignore messages all of whose recipients are listed: addresses ("dmarc-reports@example.com") or domains ("@reports.example.com"). For report mailboxes and to break report loops. Case is ignored.`,
+		opendmarc: `IgnoreMailTo (which only keeps such mail out of the history file)`,
+	},
+
+	"override": {
+		text: `a local policy for a From domain, applied instead of the published one when its mail fails DMARC, and reported as override reason local_policy. Repeat the table for more domains.`,
+		def:  "none",
+	},
+	"override.domain": {
+		text: `The From domain: "example.com" exactly, or "*.example.com" for its subdomains.`,
+		def:  "none, required",
+	},
+	"override.policy": {
+		text: `The policy applied instead of the published one: "none", "quarantine" or "reject".`,
+		def:  "none, required",
+	},
+	"override.comment": {
+		text: `Why, for the logs and the override comment in aggregate reports.`,
+		def:  `""`,
+	},
+
+	"dns": {
+		text: `the DNS resolver and its cache.`,
+	},
+	"dns.nameservers": {
+		text: `Recursive resolvers to ask, in order: "192.0.2.53", "192.0.2.53:5353", "2001:db8::53" or "[2001:db8::53]:5353". An empty list uses the nameservers of /etc/resolv.conf.`,
+	},
+	"dns.timeout": {
+		text:      `How long to wait for one answer from one nameserver. At most milter.dns_budget.`,
+		opendmarc: `DNSTimeout (in seconds there, 5 by default)`,
+	},
+	"dns.attempts": {
+		text: `How often each nameserver is tried before a lookup fails with temperror.`,
+	},
+	"dns.cache_size": {
+		text: `The most answers cached; the least recently used go first.`,
+	},
+	"dns.min_ttl": {
+		text: `Shorter TTLs, of positive and negative answers, are raised to this. "0s" honours TTLs as published.`,
+	},
+	"dns.max_ttl": {
+		text: `Longer TTLs of answers are lowered to this, so that a changed DMARC record is seen within this time.`,
+	},
+	"dns.negative_max_ttl": {
+		text: `Longer TTLs of negative answers (no such name, no record) are lowered to this, so that a newly published record is seen soon.`,
+	},
+
+	"log": {
+		text: `logging: one line per message at level info.`,
+	},
+	"log.level": {
+		text: `The least severe level logged: "debug", "info", "warn" or "error".`,
+	},
+	"log.format": {
+		text: `"text" (key=value pairs) or "json" (one object per line).`,
+	},
+}
