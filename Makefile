@@ -4,9 +4,10 @@ GO        ?= go
 BIN       := bin/dmarcd
 LISTEN    ?= inet:8893@127.0.0.1
 STATE_DIR ?= ./var
-FUZZTIME  ?= 10s
+FUZZTIME  ?= 8s
 # Every fuzz target, as package:Target. `make fuzz FUZZTIME=10m` runs them longer.
-FUZZ_TARGETS := ./dmarc:FuzzParse ./internal/authres:FuzzParse
+FUZZ_TARGETS := ./dmarc:FuzzParse ./internal/authres:FuzzParse ./milter:FuzzFromDomains \
+	./internal/config:FuzzParse ./internal/config:FuzzIndexLines
 
 .PHONY: all build run test unit fuzz bench lint clean
 

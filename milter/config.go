@@ -91,29 +91,12 @@ const (
 )
 
 // Reply is an SMTP reply: a code, an enhanced status code and a text in
-// which {domain} is replaced by the From domain.
+// which {domain} is replaced by the From domain. internal/config checks
+// templates when it reads them.
 type Reply struct {
 	Code     uint16 // 550, 451, ...
 	Enhanced string // "5.7.1"
 	Text     string
-}
-
-// ParseReply reads "550 5.7.1 text"; class is 5 or 4 and both codes must
-// belong to it.
-func ParseReply(s string, class int) (Reply, error) {
-	fields := strings.SplitN(strings.TrimSpace(s), " ", 3)
-	if len(fields) < 3 {
-		return Reply{}, fmt.Errorf("reply %q: want \"%dxx %d.x.y text\"", s, class, class)
-	}
-	var code int
-	if _, err := fmt.Sscanf(fields[0], "%3d", &code); err != nil || code/100 != class || len(fields[0]) != 3 {
-		return Reply{}, fmt.Errorf("reply %q: code must be %dxx", s, class)
-	}
-	var a, b, c int
-	if n, _ := fmt.Sscanf(fields[1], "%d.%d.%d", &a, &b, &c); n != 3 || a != class {
-		return Reply{}, fmt.Errorf("reply %q: enhanced status must be %d.x.y", s, class)
-	}
-	return Reply{Code: uint16(code), Enhanced: fields[1], Text: fields[2]}, nil
 }
 
 // String returns the reply as configured.
@@ -159,10 +142,12 @@ type Policy struct {
 
 // Ignore lists what the milter lets through without evaluating.
 type Ignore struct {
-	Hosts           []netip.Prefix
-	Authenticated   bool     // SMTP-authenticated clients ({auth_authen})
-	FromDomains     []string // normalized; subdomains match too
-	MailFromDomains []string // normalized; subdomains match too
+	Hosts         []netip.Prefix
+	Authenticated bool // SMTP-authenticated clients ({auth_authen})
+	// FromDomains and MailFromDomains are normalized patterns:
+	// "example.com" for that name, "*.example.com" for its subdomains.
+	FromDomains     []string
+	MailFromDomains []string
 	// Recipients are addresses or "@domain"; a message whose recipients
 	// are all listed is skipped (report mailboxes never loop).
 	Recipients []string
@@ -170,7 +155,7 @@ type Ignore struct {
 
 // LocalPolicy replaces the published policy for failures of a domain.
 type LocalPolicy struct {
-	Domain  string // normalized; subdomains match too
+	Domain  string // a normalized pattern, as in Ignore.FromDomains
 	Policy  dmarc.Policy
 	Comment string
 }
@@ -196,51 +181,39 @@ type Config struct {
 	MaxConnections int
 }
 
-// DefaultConfig returns the defaults documented in configs/dmarcd.toml.
-func DefaultConfig() *Config {
-	return &Config{
-		Policy: Policy{
-			Reject:        Reject,
-			Quarantine:    Quarantine,
-			TempError:     Accept,
-			PermError:     Accept,
-			MultipleFrom:  Strictest,
-			MissingFrom:   Reject,
-			MissingDKIM:   Accept,
-			RejectReply:   Reply{550, "5.7.1", "rejected by DMARC policy for {domain}"},
-			TempfailReply: Reply{451, "4.7.1", "DMARC policy for {domain} could not be evaluated, try again later"},
-			AddHeader:     true,
-			RemoveForged:  true,
-		},
-		Ignore: Ignore{
-			Hosts:         []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")},
-			Authenticated: true,
-		},
-		DNSBudget:      10 * time.Second,
-		IdleTimeout:    10 * time.Minute,
-		WriteTimeout:   30 * time.Second,
-		MaxConnections: 1024,
-	}
-}
-
-// domainListed reports whether d or one of its parents is in list.
-func domainListed(list []string, d string) bool {
-	for _, x := range list {
-		if d == x || strings.HasSuffix(d, "."+x) {
-			return true
+// matchDomain reports whether the normalized domain d matches a pattern of
+// list: "example.com" matches that domain only, "*.example.com" matches
+// its subdomains only. It returns the length of the best pattern, so that
+// the most specific local policy wins.
+func matchDomain(list []string, d string) (int, bool) {
+	best, ok := 0, false
+	for _, p := range list {
+		if rest, wild := strings.CutPrefix(p, "*."); wild {
+			if strings.HasSuffix(d, "."+rest) && len(rest) > best {
+				best, ok = len(rest), true
+			}
+		} else if d == p {
+			return len(p) + 1, true // an exact name beats any wildcard
 		}
 	}
-	return false
+	return best, ok
 }
 
-// localPolicy returns the local policy that covers d, the most specific
-// first.
+// domainListed reports whether d matches a pattern of list.
+func domainListed(list []string, d string) bool {
+	_, ok := matchDomain(list, d)
+	return ok
+}
+
+// localPolicy returns the local policy that covers d: an exact name first,
+// then the longest wildcard.
 func (c *Config) localPolicy(d string) *LocalPolicy {
 	var best *LocalPolicy
+	bestLen := 0
 	for i := range c.LocalPolicies {
 		lp := &c.LocalPolicies[i]
-		if (d == lp.Domain || strings.HasSuffix(d, "."+lp.Domain)) && (best == nil || len(lp.Domain) > len(best.Domain)) {
-			best = lp
+		if n, ok := matchDomain([]string{lp.Domain}, d); ok && n > bestLen {
+			best, bestLen = lp, n
 		}
 	}
 	return best

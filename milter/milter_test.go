@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,7 +65,7 @@ func newEvaluator(spec dmarc.Spec, dns map[string][]string, fail map[string]erro
 // start runs a server with cfg (tweaked by the caller) in mode.
 func start(t *testing.T, mode Mode, tweak func(*Config), fail map[string]error) *env {
 	t.Helper()
-	cfg := DefaultConfig()
+	cfg := testConfig()
 	cfg.AuthServID = "mx.test"
 	cfg.TrustedAuthServIDs = []string{"border.test"}
 	if tweak != nil {
@@ -325,8 +326,10 @@ func TestVerdicts(t *testing.T) {
 			header: `dmarc=permerror reason="record at _dmarc.broken.example: unusable DMARC record: invalid p tag`,
 		},
 		{
-			name:   "a local policy overrides the published one",
-			tweak:  func(c *Config) { c.LocalPolicies = []LocalPolicy{{Domain: "reject.example", Policy: dmarc.PolicyNone, Comment: "partner list"}} },
+			name: "a local policy overrides the published one",
+			tweak: func(c *Config) {
+				c.LocalPolicies = []LocalPolicy{{Domain: "reject.example", Policy: dmarc.PolicyNone, Comment: "partner list"}}
+			},
 			m:      msg{mailFrom: "x@evil.example", headers: headers("From: alice@reject.example")},
 			action: gomilter.ActionAccept,
 			header: "dmarc=fail (p=reject dis=none override=local_policy)",
@@ -432,7 +435,7 @@ func TestVerdicts(t *testing.T) {
 		},
 		{
 			name:   "an ignored From domain is let through",
-			tweak:  func(c *Config) { c.Ignore.FromDomains = []string{"reject.example"} },
+			tweak:  func(c *Config) { c.Ignore.FromDomains = []string{"*.reject.example"} },
 			m:      msg{mailFrom: "x@evil.example", headers: headers("From: a@sub.reject.example")},
 			action: gomilter.ActionAccept,
 		},
@@ -688,7 +691,8 @@ func TestBadPeersEndOnlyTheirOwnSession(t *testing.T) {
 			e.t = t
 			c := rawConn(t, e.addr)
 			c.SetDeadline(time.Now().Add(5 * time.Second))
-			if _, err := c.Write(a.data); err != nil {
+			// The server may cut the session before all is written.
+			if _, err := c.Write(a.data); err != nil && !isClosed(err) {
 				t.Fatal(err)
 			}
 			if tc, ok := c.(*net.TCPConn); ok && a.name == "a truncated packet" {
@@ -711,7 +715,7 @@ func TestBadPeersEndOnlyTheirOwnSession(t *testing.T) {
 }
 
 func isClosed(err error) bool {
-	return errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "reset by peer")
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func TestConnectionsAreCapped(t *testing.T) {
@@ -731,5 +735,33 @@ func TestConnectionsAreCapped(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(make([]byte, 64)); err != nil {
 		t.Errorf("second connection not served after the first closed: %v", err)
+	}
+}
+
+// testConfig is the configuration the tests start from: the documented
+// defaults of configs/dmarcd.toml.
+func testConfig() *Config {
+	return &Config{
+		Policy: Policy{
+			Reject:        Reject,
+			Quarantine:    Quarantine,
+			TempError:     Accept,
+			PermError:     Accept,
+			MultipleFrom:  Strictest,
+			MissingFrom:   Reject,
+			MissingDKIM:   Accept,
+			RejectReply:   Reply{550, "5.7.1", "rejected by DMARC policy for {domain}"},
+			TempfailReply: Reply{451, "4.7.1", "DMARC policy for {domain} could not be evaluated, try again later"},
+			AddHeader:     true,
+			RemoveForged:  true,
+		},
+		Ignore: Ignore{
+			Hosts:         []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")},
+			Authenticated: true,
+		},
+		DNSBudget:      10 * time.Second,
+		IdleTimeout:    10 * time.Minute,
+		WriteTimeout:   30 * time.Second,
+		MaxConnections: 1024,
 	}
 }

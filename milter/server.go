@@ -39,8 +39,8 @@ type Server struct {
 	host  string
 	stats Stats
 
-	mu       sync.Mutex
-	servers  []*gomilter.Server
+	mu      sync.Mutex
+	servers []*gomilter.Server
 }
 
 var libLog sync.Once
@@ -202,11 +202,11 @@ func addrString(a netip.Addr) string {
 
 // Stats counts what the milter did, for metrics and tests.
 type Stats struct {
-	messages  atomic.Int64
-	skipped   atomic.Int64
-	byResult  [5]atomic.Int64 // indexed by dmarc.Outcome
-	byAction  [4]atomic.Int64 // indexed by Action
-	panics    atomic.Int64
+	messages atomic.Int64
+	skipped  atomic.Int64
+	byResult [5]atomic.Int64 // indexed by dmarc.Outcome
+	byAction [4]atomic.Int64 // indexed by Action
+	panics   atomic.Int64
 }
 
 func (st *Stats) count(o outcome) {

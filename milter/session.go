@@ -47,7 +47,7 @@ type message struct {
 	mailFrom   string
 	rcpts      []string
 	from       []string
-	fromExtra  int // From fields beyond maxFromFields
+	fromExtra  int        // From fields beyond maxFromFields
 	arCount    int        // Authentication-Results fields seen, for their indexes
 	ar         []arHeader // the fields that claim our id or a trusted one
 	dkimSigs   int

@@ -1,0 +1,79 @@
+package daemon
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/dmarcd/dmarcd/dmarc"
+	"github.com/dmarcd/dmarcd/internal/config"
+	"github.com/dmarcd/dmarcd/internal/dnscache"
+	"github.com/dmarcd/dmarcd/milter"
+)
+
+// milterConfig turns the validated configuration into what the milter
+// needs.
+func milterConfig(c *config.Config) (*milter.Config, error) {
+	reject, err := config.ParseReply(c.Policy.RejectReply, '5')
+	if err != nil {
+		return nil, fmt.Errorf("policy.reject_reply: %w", err)
+	}
+	tempfail, err := config.ParseReply(c.Policy.TempFailReply, '4')
+	if err != nil {
+		return nil, fmt.Errorf("policy.tempfail_reply: %w", err)
+	}
+	m := &milter.Config{
+		AuthServID:         c.AuthservID,
+		TrustedAuthServIDs: c.TrustedAuthservIDs,
+		Policy: milter.Policy{
+			Reject:        [...]milter.Action{config.RejectActionReject: milter.Reject, config.RejectActionQuarantine: milter.Quarantine, config.RejectActionAccept: milter.Accept}[c.Policy.Reject],
+			Quarantine:    [...]milter.Action{config.QuarantineHold: milter.Quarantine, config.QuarantineHeader: milter.Accept}[c.Policy.Quarantine],
+			TempError:     [...]milter.Action{config.TempErrorAccept: milter.Accept, config.TempErrorTempFail: milter.Tempfail}[c.Policy.TempError],
+			PermError:     [...]milter.Action{config.PermErrorAccept: milter.Accept, config.PermErrorReject: milter.Reject}[c.Policy.PermError],
+			MultipleFrom:  [...]milter.MultipleFrom{config.MultipleFromStrictest: milter.Strictest, config.MultipleFromReject: milter.RejectMultiple, config.MultipleFromFirst: milter.First}[c.Policy.MultipleFrom],
+			MissingFrom:   [...]milter.Action{config.MissingFromReject: milter.Reject, config.MissingFromAccept: milter.Accept}[c.Policy.MissingFrom],
+			MissingDKIM:   [...]milter.Action{config.MissingDKIMFail: milter.Accept, config.MissingDKIMTempFail: milter.Tempfail}[c.Policy.MissingDKIMResult],
+			RejectReply:   milter.Reply(reject),
+			TempfailReply: milter.Reply(tempfail),
+			AddHeader:     c.Policy.AddHeader,
+			RemoveForged:  c.Policy.RemoveForgedHeaders,
+		},
+		Ignore: milter.Ignore{
+			Hosts:           c.Ignore.Hosts,
+			Authenticated:   c.Ignore.Authenticated,
+			FromDomains:     c.Ignore.FromDomains,
+			MailFromDomains: c.Ignore.MailFromDomains,
+			Recipients:      c.Ignore.Recipients,
+		},
+		DNSBudget:      c.Milter.DNSBudget.Duration(),
+		IdleTimeout:    c.Milter.IdleTimeout.Duration(),
+		WriteTimeout:   c.Milter.WriteTimeout.Duration(),
+		MaxConnections: c.Milter.MaxConnections,
+	}
+	for _, o := range c.Overrides {
+		m.LocalPolicies = append(m.LocalPolicies, milter.LocalPolicy{Domain: o.Domain, Policy: o.Policy, Comment: o.Comment})
+	}
+	return m, nil
+}
+
+func listenerMode(m config.ListenerMode) milter.Mode {
+	return [...]milter.Mode{config.ModeStrict: milter.Strict, config.ModeRelaxed: milter.Relaxed, config.ModeDisable: milter.Disable}[m]
+}
+
+// resolverConfig is the DNS cache's configuration.
+func resolverConfig(c *config.Config) dnscache.Config {
+	return dnscache.Config{
+		Nameservers:    c.DNS.Nameservers,
+		Timeout:        c.DNS.Timeout.Duration(),
+		Attempts:       c.DNS.Attempts,
+		MaxEntries:     c.DNS.CacheSize,
+		MinTTL:         c.DNS.MinTTL.Duration(),
+		MaxTTL:         c.DNS.MaxTTL.Duration(),
+		NegativeMaxTTL: c.DNS.NegativeMaxTTL.Duration(),
+		Now:            time.Now,
+	}
+}
+
+// evaluator builds the DMARC evaluator over resolver.
+func evaluator(c *config.Config, resolver dmarc.Resolver) *dmarc.Evaluator {
+	return &dmarc.Evaluator{Resolver: resolver, Spec: c.Spec}
+}

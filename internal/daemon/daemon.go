@@ -1,0 +1,217 @@
+// Package daemon runs dmarcd serve: it reads the configuration, builds the
+// resolver and the milter, opens the listeners, and handles the signals of
+// a well-behaved Unix daemon (SIGHUP reloads, SIGTERM drains and stops).
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/dmarcd/dmarcd/internal/config"
+	"github.com/dmarcd/dmarcd/internal/dnscache"
+	"github.com/dmarcd/dmarcd/milter"
+	"github.com/dmarcd/dmarcd/report"
+)
+
+// Options are the command-line choices of dmarcd serve.
+type Options struct {
+	// ConfigPath is the configuration file; "" means built-in defaults.
+	ConfigPath string
+	// Listen replaces the configured listeners when not empty.
+	Listen []string
+	// StateDir replaces the configured state directory when not "".
+	StateDir string
+	// Stderr receives the log.
+	Stderr io.Writer
+	// Ready, when not nil, is called once every listener is open, with
+	// their addresses (tests use it to learn the ports).
+	Ready func(addrs []net.Addr)
+}
+
+// Load reads the configuration named by opts and applies the overrides.
+func Load(opts Options) (*config.Config, error) {
+	cfg := config.Default()
+	if opts.ConfigPath != "" {
+		var err error
+		if cfg, err = config.Load(opts.ConfigPath); err != nil {
+			return nil, err
+		}
+	}
+	if len(opts.Listen) > 0 {
+		cfg.Listeners = nil
+		for _, l := range opts.Listen {
+			s, err := config.ParseSocket(l)
+			if err != nil {
+				return nil, fmt.Errorf("-listen %s: %w", l, err)
+			}
+			ln := config.DefaultListener()
+			ln.Address = s
+			cfg.Listeners = append(cfg.Listeners, ln)
+		}
+	}
+	if opts.StateDir != "" {
+		cfg.StateDir = opts.StateDir
+	}
+	return cfg, cfg.Validate()
+}
+
+// Run serves until ctx ends or SIGTERM/SIGINT arrives, reloading the
+// configuration on SIGHUP.
+func Run(ctx context.Context, opts Options) error {
+	cfg, err := Load(opts)
+	if err != nil {
+		return err
+	}
+	log := newLogger(opts.Stderr, cfg)
+	resolver, err := dnscache.New(resolverConfig(cfg))
+	if err != nil {
+		return fmt.Errorf("DNS resolver: %w", err)
+	}
+	mcfg, err := milterConfig(cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	sink := &report.MemorySink{}
+	srv := milter.New(mcfg, evaluator(cfg, resolver), sink, log)
+	warnTrust(log, mcfg)
+
+	listeners, err := openListeners(cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.PIDFile != "" {
+		if err := os.WriteFile(cfg.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			closeAll(listeners)
+			return fmt.Errorf("pid file: %w", err)
+		}
+		defer os.Remove(cfg.PIDFile)
+	}
+	errs := make(chan error, len(listeners))
+	var addrs []net.Addr
+	for i, ln := range listeners {
+		addrs = append(addrs, ln.Addr())
+		mode := listenerMode(cfg.Listeners[i].Mode)
+		log.Info("listening", "address", cfg.Listeners[i].Address.String(), "mode", mode.String(), "spec", cfg.Spec.String())
+		go func() { errs <- srv.Serve(ln, mode) }()
+	}
+	defer removeSockets(cfg)
+	if opts.Ready != nil {
+		opts.Ready(addrs)
+	}
+	_ = notify("READY=1\nSTATUS=serving")
+
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(signals)
+	for {
+		select {
+		case <-ctx.Done():
+			return stop(srv, cfg, log, sink, "context ended")
+		case err := <-errs:
+			_ = stop(srv, cfg, log, sink, "listener failed")
+			return fmt.Errorf("serve: %w", err)
+		case sig := <-signals:
+			if sig != syscall.SIGHUP {
+				return stop(srv, cfg, log, sink, sig.String())
+			}
+			cfg = reload(opts, cfg, srv, resolver, log)
+		}
+	}
+}
+
+// reload re-reads the configuration. A bad file leaves the running one in
+// place; listener and DNS changes need a restart and say so.
+func reload(opts Options, old *config.Config, srv *milter.Server, resolver *dnscache.Resolver, log *slog.Logger) *config.Config {
+	_ = notify("RELOADING=1")
+	defer notify("READY=1")
+	cfg, err := Load(opts)
+	if err == nil {
+		var mcfg *milter.Config
+		if mcfg, err = milterConfig(cfg); err == nil {
+			srv.Reload(mcfg, evaluator(cfg, resolver))
+			warnTrust(log, mcfg)
+		}
+	}
+	if err != nil {
+		log.Error("reload failed; keeping the running configuration", "error", err)
+		return old
+	}
+	if fmt.Sprint(cfg.Listeners) != fmt.Sprint(old.Listeners) || fmt.Sprint(cfg.DNS) != fmt.Sprint(old.DNS) {
+		log.Warn("listener and DNS changes take effect at the next restart")
+	}
+	log.Info("configuration reloaded", "spec", cfg.Spec.String())
+	return cfg
+}
+
+// stop drains the sessions in progress within shutdown_timeout.
+func stop(srv *milter.Server, cfg *config.Config, log *slog.Logger, sink *report.MemorySink, why string) error {
+	_ = notify("STOPPING=1")
+	log.Info("stopping", "reason", why)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Milter.ShutdownTimeout.Duration())
+	defer cancel()
+	err := srv.Shutdown(ctx)
+	total, _ := sink.Counts()
+	log.Info("stopped", "messages", srv.Stats().Messages, "rows", total)
+	return err
+}
+
+func openListeners(cfg *config.Config) ([]net.Listener, error) {
+	var out []net.Listener
+	for _, l := range cfg.Listeners {
+		ln, err := Listen(l.Address.Network(), l.Address.Address(), SocketPerms{
+			Owner: l.SocketOwner, Group: l.SocketGroup, Mode: fs.FileMode(l.SocketMode),
+		})
+		if err != nil {
+			closeAll(out)
+			return nil, fmt.Errorf("listen %s: %w", l.Address, err)
+		}
+		out = append(out, ln)
+	}
+	return out, nil
+}
+
+func closeAll(ls []net.Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+func removeSockets(cfg *config.Config) {
+	for _, l := range cfg.Listeners {
+		if l.Address.IsUnix() {
+			os.Remove(l.Address.Path())
+		}
+	}
+}
+
+// warnTrust says at start-up when headers with our own authserv-id are
+// read: that is OpenDMARC's arrangement, safe only when the upstream
+// filter removes forged ones.
+func warnTrust(log *slog.Logger, c *milter.Config) {
+	if len(c.TrustedAuthServIDs) == 0 {
+		log.Warn("trusted_authserv_ids is empty: Authentication-Results carrying our own authserv-id are trusted, as OpenDMARC does; " +
+			"give upstream filters their own authserv-id and list it, or make them remove forged headers (OpenDKIM: RemoveARFrom)")
+	}
+}
+
+func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {
+	if w == nil {
+		w = os.Stderr
+	}
+	o := &slog.HandlerOptions{Level: cfg.Log.Level}
+	if cfg.Log.Format == config.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
