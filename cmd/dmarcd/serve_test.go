@@ -199,4 +199,3 @@ func TestMakeRunFlagsStartTheMilterOnLoopback(t *testing.T) {
 		t.Errorf("state directory: %v", err)
 	}
 }
-
