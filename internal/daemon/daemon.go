@@ -68,6 +68,11 @@ func Load(opts Options) (*config.Config, error) {
 // Run serves until ctx ends or SIGTERM/SIGINT arrives, reloading the
 // configuration on SIGHUP.
 func Run(ctx context.Context, opts Options) error {
+	// Catch signals first: a SIGHUP that arrives while we start must not
+	// take its default action and kill the daemon.
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(signals)
 	cfg, err := Load(opts)
 	if err != nil {
 		return err
@@ -116,9 +121,6 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	_ = notify("READY=1\nSTATUS=serving")
 
-	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(signals)
 	for {
 		select {
 		case <-ctx.Done():
