@@ -569,10 +569,10 @@ func (p *parser) uris(t Tag) []URI {
 			continue
 		}
 		if u.Address == "" {
-			p.problem(Info, t.Offset, t.Name, "URI %q uses scheme %q; only mailto: is supported", clip(raw), u.URL.Scheme)
+			p.problem(Warning, t.Offset, t.Name, "URI %q uses scheme %q; only mailto: is supported", clip(raw), u.URL.Scheme)
 		}
 		if p.rec.Spec == RFC9989 && strings.IndexByte(raw, '!') >= 0 {
-			p.problem(Info, t.Offset, t.Name, "the size limit in %q is obsolete under RFC 9989 and ignored", clip(raw))
+			p.problem(Warning, t.Offset, t.Name, "the size limit in %q is obsolete under RFC 9989 and ignored", clip(raw))
 		}
 		if len(out) == maxURIs {
 			p.problem(Warning, t.Offset, t.Name, "more than %d URIs; the rest are ignored", maxURIs)

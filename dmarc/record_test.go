@@ -173,8 +173,8 @@ func TestParseProblems(t *testing.T) {
 		{"a bad tag name is a warning", RFC9989, "v=DMARC1; p=none; r-u-a=x", Warning, "", 18, "not a valid tag name"},
 		{"p out of place is a warning", RFC9989, "v=DMARC1; sp=none; p=none", Warning, "p", 19, "not the tag after v"},
 		{"the p fallback is an error", RFC9989, "v=DMARC1; rua=mailto:a@example.com", Error, "p", 34, "applied as p=none"},
-		{"an obsolete size suffix is noted under RFC 9989", RFC9989, "v=DMARC1; p=none; rua=mailto:a@example.com!1m", Info, "rua", 18, "obsolete"},
-		{"a non-mailto URI is noted", RFC9989, "v=DMARC1; p=none; rua=https://example.com/", Info, "rua", 18, "only mailto"},
+		{"an obsolete size suffix is a warning under RFC 9989", RFC9989, "v=DMARC1; p=none; rua=mailto:a@example.com!1m", Warning, "rua", 18, "obsolete"},
+		{"a non-mailto URI is a warning", RFC9989, "v=DMARC1; p=none; rua=https://example.com/", Warning, "rua", 18, "only mailto"},
 		{"binary bytes point at the byte", RFC9989, "v=DMARC1; p=none; sp=ab\x01", Warning, "sp", 23, "0x01"},
 	}
 	for _, tt := range tests {

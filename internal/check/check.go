@@ -176,19 +176,8 @@ func recordProblems(rep *Report, rec *dmarc.Record) {
 	slices.SortStableFunc(probs, func(a, b dmarc.Problem) int { return cmp.Compare(a.Offset, b.Offset) })
 	for _, p := range probs {
 		sev := Severity(p.Severity)
-		if sev == Info && raised(p) {
-			sev = Warning
-		}
 		rep.addAt(sev, p.Offset, p.Tag, "%s", p.Msg)
 	}
-}
-
-// raised reports whether an info problem of the parser is one check shows
-// as a warning. It goes by the words of the message, for want of a code in
-// dmarc.Problem; TestRaisedProblems notices if they change.
-func raised(p dmarc.Problem) bool {
-	return (p.Tag == "rua" || p.Tag == "ruf") &&
-		(strings.Contains(p.Msg, "only mailto: is supported") || strings.Contains(p.Msg, "obsolete under RFC 9989"))
 }
 
 // policies works out what the record asks for failing mail from the domain

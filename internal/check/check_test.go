@@ -270,20 +270,20 @@ func TestJSONKeys(t *testing.T) {
 	}
 }
 
-// TestRaisedProblems checks that the parser's info problems check shows as
-// warnings are still recognized by their words.
-func TestRaisedProblems(t *testing.T) {
+// TestURIProblemsAreWarnings checks that a domain owner is warned about
+// report URIs no receiver will use.
+func TestURIProblemsAreWarnings(t *testing.T) {
 	rec, err := dmarc.Parse("v=DMARC1; p=reject; rua=https://r.example/,mailto:d@example.com!10m", dmarc.RFC9989)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for _, p := range rec.Problems {
-		if p.Severity == dmarc.Info && raised(p) {
+		if p.Severity == dmarc.Warning && p.Tag == "rua" {
 			n++
 		}
 	}
 	if n != 2 {
-		t.Errorf("%d problems raised, want 2 (the https URI and the size): %v", n, rec.Problems)
+		t.Errorf("%d rua warnings, want 2 (the https URI and the size): %v", n, rec.Problems)
 	}
 }
