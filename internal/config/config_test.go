@@ -417,3 +417,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestREADMEDocumentsEveryKey keeps the user's manual in step with the
+// configuration: every key has a row in the README's reference table.
+func TestREADMEDocumentsEveryKey(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	walkKeys(reflect.TypeFor[Config](), "", func(k string, ft reflect.Type) {
+		if ft.Kind() == reflect.Struct && !isScalar(ft) || ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && !isScalar(ft.Elem()) {
+			return // a table, documented by its keys
+		}
+		row := "| `" + k + "` |"
+		if table, key, ok := strings.Cut(k, "."); ok && (table == "listener" || table == "override") {
+			row = "| `[[" + table + "]] " + key + "` |"
+		}
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md has no row %s", row)
+		}
+	})
+}
