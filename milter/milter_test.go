@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -65,6 +66,12 @@ func newEvaluator(spec dmarc.Spec, dns map[string][]string, fail map[string]erro
 // start runs a server with cfg (tweaked by the caller) in mode.
 func start(t *testing.T, mode Mode, tweak func(*Config), fail map[string]error) *env {
 	t.Helper()
+	return startWith(t, mode, tweak, dmarc.MapResolver{TXT: testDNS, Fail: fail})
+}
+
+// startWith runs a server whose evaluator reads resolver.
+func startWith(t *testing.T, mode Mode, tweak func(*Config), resolver dmarc.Resolver) *env {
+	t.Helper()
 	cfg := testConfig()
 	cfg.AuthServID = "mx.test"
 	cfg.TrustedAuthServIDs = []string{"border.test"}
@@ -73,7 +80,7 @@ func start(t *testing.T, mode Mode, tweak func(*Config), fail map[string]error) 
 	}
 	e := &env{t: t, sink: &report.MemorySink{}, logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.srv = New(cfg, newEvaluator(dmarc.RFC9989, testDNS, fail), e.sink, log)
+	e.srv = New(cfg, &dmarc.Evaluator{Resolver: resolver}, e.sink, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -763,5 +770,67 @@ func testConfig() *Config {
 		IdleTimeout:    10 * time.Minute,
 		WriteTimeout:   30 * time.Second,
 		MaxConnections: 1024,
+	}
+}
+
+// watchingResolver notes when each TXT name is first asked for, and can
+// hang until the caller gives up.
+type watchingResolver struct {
+	dmarc.Resolver
+	hang  bool
+	mu    sync.Mutex
+	asked map[string]bool
+}
+
+func (w *watchingResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	w.mu.Lock()
+	w.asked[name] = true
+	w.mu.Unlock()
+	if w.hang {
+		<-ctx.Done()
+		return nil, fmt.Errorf("%w: %v", dmarc.ErrTemporary, ctx.Err())
+	}
+	return w.Resolver.LookupTXT(ctx, name)
+}
+
+func (w *watchingResolver) wasAsked(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.asked[name]
+}
+
+func TestThePolicyLookupStartsWhenTheFromFieldArrives(t *testing.T) {
+	w := &watchingResolver{Resolver: dmarc.MapResolver{TXT: testDNS}, asked: map[string]bool{}}
+	e := startWith(t, Strict, nil, w)
+	s, macros := e.session()
+	e.connect(s, msg{})
+	macros.Set(gomilter.MacroQueueId, "Q1")
+	s.Mail("<x@evil.example>", "")
+	s.Rcpt("<u@mx.test>", "")
+	s.DataStart()
+	if _, err := s.HeaderField("From", "a@reject.example", nil); err != nil {
+		t.Fatal(err)
+	}
+	// The message has not ended; the lookup must already be on its way.
+	deadline := time.Now().Add(5 * time.Second)
+	for !w.wasAsked("_dmarc.reject.example") {
+		if time.Now().After(deadline) {
+			t.Fatal("_dmarc.reject.example not looked up before end of message")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.HeaderEnd()
+	if _, act, err := s.BodyReadFrom(strings.NewReader("x\r\n")); err != nil || act.Type != gomilter.ActionRejectWithCode {
+		t.Errorf("end of message: %v %v, want the usual reject", act, err)
+	}
+}
+
+func TestTheDNSBudgetBoundsAMessage(t *testing.T) {
+	w := &watchingResolver{Resolver: dmarc.MapResolver{TXT: testDNS}, hang: true, asked: map[string]bool{}}
+	e := startWith(t, Strict, func(c *Config) { c.DNSBudget = 200 * time.Millisecond }, w)
+	// The resolver hangs until its context ends: only the budget ends it.
+	o := e.send(msg{mailFrom: "x@evil.example", headers: headers("From: a@reject.example")})
+	if ins := o.inserted(); len(ins) != 1 || !strings.Contains(ins[0], "dmarc=temperror") {
+		t.Errorf("inserted %q, want dmarc=temperror once the budget is spent", ins)
 	}
 }
