@@ -179,6 +179,38 @@ type Config struct {
 	WriteTimeout time.Duration
 	// MaxConnections caps concurrent MTA connections per listener.
 	MaxConnections int
+
+	// SPFUpstream reads spf= results of trusted Authentication-Results;
+	// SPFSelfCheck checks SPF ourselves when no usable upstream result
+	// arrived (always, when SPFUpstream is false).
+	SPFUpstream  bool
+	SPFSelfCheck bool
+	// DKIMSelfVerify verifies DKIM signatures ourselves; the milter then
+	// asks the MTA for message bodies.
+	DKIMSelfVerify bool
+	// MaxMessageSize bounds what is kept of a message for DKIM and ARC
+	// verification; larger messages are not verified here.
+	MaxMessageSize int64
+	// ARCTrustedSealers are the ARC sealer domains whose authentication
+	// results may rescue a DMARC failure (override trusted_forwarder).
+	ARCTrustedSealers []string
+	// RequiredHeaders rejects messages that break the header field counts
+	// of RFC 5322 §3.6, as OpenDMARC's RequiredHeaders.
+	RequiredHeaders bool
+	// Software, when not "", is written in a DMARC-Filter header field, as
+	// OpenDMARC's SoftwareHeader.
+	Software string
+	// AuthServIDWithJobID writes "<authserv-id>/<queue-id>" in our header.
+	AuthServIDWithJobID bool
+	// CopyFailuresTo, when not "", is added as a recipient of messages that
+	// fail DMARC under p=quarantine or p=reject.
+	CopyFailuresTo string
+}
+
+// needsMessage reports whether the milter must see whole messages: header
+// fields as received and the body.
+func (c *Config) needsMessage() bool {
+	return c.DKIMSelfVerify || len(c.ARCTrustedSealers) > 0
 }
 
 // matchDomain reports whether the normalized domain d matches a pattern of

@@ -20,12 +20,17 @@ type evaluated struct {
 
 // arValue formats our Authentication-Results value in OpenDMARC's shape,
 // "<authserv-id>; dmarc=<result> (p=<policy> dis=<disposition>)
-// header.from=<domain>", one clause per From domain. Errors carry a reason=
-// so that the recipient sees why (RFC 8601 §2.7.1 allows it for any
-// method); overrides are named in the comment.
-func arValue(authservID string, evs []evaluated) string {
+// header.from=<domain>", one clause per From domain, after the clauses of
+// checks run here (spf=, dkim=, arc=). Errors carry a reason= so that the
+// recipient sees why (RFC 8601 §2.7.1 allows it for any method); overrides
+// are named in the comment.
+func arValue(authservID string, clauses []string, evs []evaluated) string {
 	var b strings.Builder
 	b.WriteString(authservID)
+	for _, c := range clauses {
+		b.WriteString("; ")
+		b.WriteString(c)
+	}
 	for _, e := range evs {
 		b.WriteString("; dmarc=")
 		b.WriteString(e.res.Outcome.String())

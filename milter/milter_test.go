@@ -80,7 +80,7 @@ func startWith(t *testing.T, mode Mode, tweak func(*Config), resolver dmarc.Reso
 	}
 	e := &env{t: t, sink: &report.MemorySink{}, logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.srv = New(cfg, &dmarc.Evaluator{Resolver: resolver}, e.sink, log)
+	e.srv = New(cfg, Deps{Evaluator: &dmarc.Evaluator{Resolver: resolver}}, e.sink, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -606,7 +606,7 @@ func equal(a, b any) bool {
 
 func TestSampledOutIsRecorded(t *testing.T) {
 	e := start(t, Strict, nil, nil)
-	e.srv.Reload(e.srv.state.Load().cfg, newEvaluator(dmarc.RFC7489, testDNS, nil))
+	e.srv.Reload(e.srv.state.Load().cfg, Deps{Evaluator: newEvaluator(dmarc.RFC7489, testDNS, nil)})
 	o := e.send(msg{mailFrom: "x@evil.example", headers: headers("From: a@sampled.example")})
 	if !o.quarantined() {
 		t.Errorf("pct=0 under RFC 7489 should lower reject to quarantine")
@@ -645,7 +645,7 @@ func TestReloadAppliesToTheNextMessage(t *testing.T) {
 	}
 	cfg := *e.srv.state.Load().cfg
 	cfg.Policy.Reject = Accept
-	e.srv.Reload(&cfg, e.srv.state.Load().ev)
+	e.srv.Reload(&cfg, e.srv.state.Load().deps)
 	if o := e.send(msg{mailFrom: "x@evil.example", headers: headers("From: a@reject.example")}); o.act.Type != gomilter.ActionAccept {
 		t.Errorf("after reload: %v, want accept", o.act.Type)
 	}
@@ -766,6 +766,8 @@ func testConfig() *Config {
 			Hosts:         []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")},
 			Authenticated: true,
 		},
+		SPFUpstream:    true,
+		MaxMessageSize: 32 << 20,
 		DNSBudget:      10 * time.Second,
 		IdleTimeout:    10 * time.Minute,
 		WriteTimeout:   30 * time.Second,

@@ -46,13 +46,29 @@ type Server struct {
 var libLog sync.Once
 
 type state struct {
-	cfg *Config
-	ev  *dmarc.Evaluator
+	cfg  *Config
+	deps Deps
 }
 
-// New returns a Server that evaluates with ev, records rows into sink and
+// Deps are what the milter consults besides its configuration.
+type Deps struct {
+	// Evaluator applies DMARC; its Resolver also serves DKIM and ARC keys.
+	Evaluator *dmarc.Evaluator
+	// SPF checks SPF when the configuration asks for self-checks; nil
+	// disables them.
+	SPF SPFChecker
+}
+
+// SPFChecker evaluates SPF for a message the way DMARC needs it: the MAIL
+// FROM identity, or the HELO name when MAIL FROM is null. It also returns
+// an explanation for the log.
+type SPFChecker interface {
+	Check(ctx context.Context, ip netip.Addr, helo, mailFrom string) (dmarc.SPF, string)
+}
+
+// New returns a Server that evaluates with deps, records rows into sink and
 // logs to log.
-func New(cfg *Config, ev *dmarc.Evaluator, sink report.Sink, log *slog.Logger) *Server {
+func New(cfg *Config, deps Deps, sink report.Sink, log *slog.Logger) *Server {
 	libLog.Do(func() {
 		// The milter library logs protocol errors through a package
 		// variable; route them to our log, at warning level.
@@ -61,19 +77,19 @@ func New(cfg *Config, ev *dmarc.Evaluator, sink report.Sink, log *slog.Logger) *
 		}
 	})
 	s := &Server{log: log, sink: sink, host: hostname()}
-	s.state.Store(&state{cfg, ev})
+	s.state.Store(&state{cfg, deps})
 	return s
 }
 
-// Reload replaces the configuration and evaluator for the messages that
+// Reload replaces the configuration and dependencies for the messages that
 // start from now on. Connections in progress are not dropped.
-func (s *Server) Reload(cfg *Config, ev *dmarc.Evaluator) {
-	s.state.Store(&state{cfg, ev})
+func (s *Server) Reload(cfg *Config, deps Deps) {
+	s.state.Store(&state{cfg, deps})
 }
 
-func (s *Server) snapshot() (*Config, *dmarc.Evaluator) {
+func (s *Server) snapshot() (*Config, Deps) {
 	st := s.state.Load()
-	return st.cfg, st.ev
+	return st.cfg, st.deps
 }
 
 // trust derives the authserv-ids for a connection: ours is configured, or
@@ -110,15 +126,28 @@ const actions = gomilter.OptAddHeader | gomilter.OptChangeHeader | gomilter.OptQ
 // negotiate settles on the highest protocol version both sides speak, the
 // protocol options the MTA offers among those we want (an old MTA gets
 // replies to everything), and fails only when an action we need is missing.
-func negotiate(mtaVersion, milterVersion uint32, mtaActions, milterActions gomilter.OptAction, mtaProtocol, milterProtocol gomilter.OptProtocol, offered gomilter.DataSize) (uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize, error) {
+// What we want depends on the configuration of the moment: whole messages
+// when we verify DKIM or ARC ourselves, adding recipients for
+// copy_failures_to.
+func (s *Server) negotiate(mtaVersion, milterVersion uint32, mtaActions, _ gomilter.OptAction, mtaProtocol, _ gomilter.OptProtocol, offered gomilter.DataSize) (uint32, gomilter.OptAction, gomilter.OptProtocol, gomilter.DataSize, error) {
 	v := min(mtaVersion, milterVersion)
 	if v < 2 {
 		return 0, 0, 0, 0, fmt.Errorf("MTA speaks milter protocol %d, need 2 or later", mtaVersion)
 	}
-	if mtaActions&milterActions != milterActions {
-		return 0, 0, 0, 0, fmt.Errorf("MTA does not allow the actions we need (offered %v, need %v)", mtaActions, milterActions)
+	cfg, _ := s.snapshot()
+	want, proto := actions, protocol
+	if cfg.CopyFailuresTo != "" {
+		want |= gomilter.OptAddRcpt
 	}
-	return v, milterActions, milterProtocol & mtaProtocol, offered, nil
+	if cfg.needsMessage() {
+		// Header values exactly as received, leading space included,
+		// for canonicalization.
+		proto = proto&^gomilter.OptNoBody | gomilter.OptNoBodyReply | gomilter.OptHeaderLeadingSpace
+	}
+	if mtaActions&want != want {
+		return 0, 0, 0, 0, fmt.Errorf("MTA does not allow the actions we need (offered %v, need %v)", mtaActions, want)
+	}
+	return v, want, proto & mtaProtocol, offered, nil
 }
 
 // Serve accepts MTA connections on ln in the given mode until Shutdown.
@@ -135,7 +164,7 @@ func (s *Server) Serve(ln net.Listener, mode Mode) error {
 		}),
 		gomilter.WithActions(actions),
 		gomilter.WithProtocols(protocol),
-		gomilter.WithNegotiationCallback(negotiate),
+		gomilter.WithNegotiationCallback(s.negotiate),
 		gomilter.WithMacroRequest(gomilter.StageConnect, []string{gomilter.MacroMTAFQDN, gomilter.MacroClientAddr}),
 		gomilter.WithMacroRequest(gomilter.StageMail, []string{gomilter.MacroAuthAuthen, gomilter.MacroQueueId}),
 		gomilter.WithMacroRequest(gomilter.StageEOM, []string{gomilter.MacroQueueId}),

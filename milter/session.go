@@ -1,18 +1,15 @@
 package milter
 
 import (
+	"bytes"
 	"context"
-	"fmt"
 	"net/netip"
 	"os"
 	"strings"
-	"time"
 
 	gomilter "github.com/d--j/go-milter"
 
-	"github.com/dmarcd/dmarcd/dmarc"
 	"github.com/dmarcd/dmarcd/internal/authres"
-	"github.com/dmarcd/dmarcd/report"
 )
 
 // Caps on what one message may make the session keep. Postfix's own
@@ -20,6 +17,7 @@ import (
 const (
 	maxFromFields = 16
 	maxARFields   = 128
+	maxDKIMFields = 16
 	maxRecipients = 1000
 )
 
@@ -31,7 +29,7 @@ type session struct {
 	srv  *Server
 	mode Mode
 	cfg  *Config
-	ev   *dmarc.Evaluator
+	deps Deps
 
 	client     netip.Addr
 	clientName string
@@ -50,10 +48,24 @@ type message struct {
 	fromExtra  int        // From fields beyond maxFromFields
 	arCount    int        // Authentication-Results fields seen, for their indexes
 	ar         []arHeader // the fields that claim our id or a trusted one
-	dkimSigs   int
+	dkimSigs   []string   // DKIM-Signature values, for d= and s=
+	dkimCount  int
+	counts     headerCounts
 	prefetched bool
 	cancel     context.CancelFunc
+
+	// whole is set when DKIM or ARC is verified here: the header fields
+	// as received and the body are kept, up to cfg.MaxMessageSize.
+	whole    bool
+	leadSP   bool // header values arrive with their leading space
+	fields   []field
+	body     bytes.Buffer
+	size     int64
+	tooLarge bool
 }
+
+// field is one header field as the MTA passed it.
+type field struct{ name, value string }
 
 func (s *session) resetMessage() {
 	if s.msg.cancel != nil {
@@ -67,7 +79,7 @@ func (s *session) resetMessage() {
 func (s *session) NewConnection(m gomilter.Modifier) error {
 	s.resetMessage()
 	s.client, s.clientName, s.helo, s.mtaName = netip.Addr{}, "", "", ""
-	s.cfg, s.ev = s.srv.snapshot()
+	s.cfg, s.deps = s.srv.snapshot()
 	return nil
 }
 
@@ -97,8 +109,11 @@ func (s *session) Helo(name string, m gomilter.Modifier) (*gomilter.Response, er
 func (s *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
 	s.resetMessage()
 	// A reload takes effect at the next message, not in the middle of one.
-	s.cfg, s.ev = s.srv.snapshot()
+	s.cfg, s.deps = s.srv.snapshot()
 	s.msg.mailFrom = strings.Trim(from, "<>")
+	// Whole messages come only on connections negotiated for them.
+	s.msg.whole = s.cfg.needsMessage() && m.Protocol()&gomilter.OptNoBody == 0
+	s.msg.leadSP = m.Protocol()&gomilter.OptHeaderLeadingSpace != 0
 	if user := m.Get(gomilter.MacroAuthAuthen); user != "" && s.cfg.Ignore.Authenticated {
 		s.msg.skip = "SMTP-authenticated client " + user
 	} else if d := (envelope{mailFrom: s.msg.mailFrom}).mailFromDomain(); d != "" && domainListed(s.cfg.Ignore.MailFromDomains, d) {
@@ -123,6 +138,8 @@ func (s *session) Data(m gomilter.Modifier) (*gomilter.Response, error) {
 }
 
 func (s *session) Header(name, value string, m gomilter.Modifier) (*gomilter.Response, error) {
+	s.msg.counts.add(name)
+	s.keepField(name, value)
 	switch {
 	case strings.EqualFold(name, "From"):
 		if len(s.msg.from) == maxFromFields {
@@ -137,9 +154,34 @@ func (s *session) Header(name, value string, m gomilter.Modifier) (*gomilter.Res
 		s.msg.arCount++
 		s.keepAR(arHeader{index: s.msg.arCount, value: value})
 	case strings.EqualFold(name, "DKIM-Signature"):
-		s.msg.dkimSigs++
+		s.msg.dkimCount++
+		if len(s.msg.dkimSigs) < maxDKIMFields {
+			s.msg.dkimSigs = append(s.msg.dkimSigs, value)
+		}
 	}
 	return gomilter.RespContinue, nil
+}
+
+// keepField keeps a header field for verification, within the size cap.
+func (s *session) keepField(name, value string) {
+	if !s.msg.whole || s.msg.tooLarge {
+		return
+	}
+	if s.grow(int64(len(name) + len(value) + 3)) {
+		s.msg.fields = append(s.msg.fields, field{name, value})
+	}
+}
+
+// grow accounts for n more bytes of message and reports whether they fit;
+// past the cap the message is dropped and not verified here.
+func (s *session) grow(n int64) bool {
+	s.msg.size += n
+	if s.cfg.MaxMessageSize > 0 && s.msg.size > s.cfg.MaxMessageSize {
+		s.msg.tooLarge, s.msg.fields = true, nil
+		s.msg.body = bytes.Buffer{}
+		return false
+	}
+	return true
 }
 
 // keepAR keeps the Authentication-Results fields EndOfMessage needs: those
@@ -164,7 +206,7 @@ func (s *session) prefetch(value string) {
 	s.msg.prefetched = true
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DNSBudget)
 	s.msg.cancel = cancel
-	ev := s.ev
+	ev := s.deps.Evaluator
 	go func() {
 		defer cancel()
 		_, _ = ev.Discover(ctx, domains[0])
@@ -176,6 +218,10 @@ func (s *session) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
 }
 
 func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (*gomilter.Response, error) {
+	if s.msg.whole && !s.msg.tooLarge && s.grow(int64(len(chunk))) {
+		s.msg.body.Write(chunk)
+		return gomilter.RespContinue, nil
+	}
 	if m.Protocol()&gomilter.OptSkip != 0 {
 		return gomilter.RespSkip, nil
 	}
@@ -193,198 +239,6 @@ func (s *session) Unknown(cmd string, m gomilter.Modifier) (*gomilter.Response, 
 
 func (s *session) Cleanup(m gomilter.Modifier) {
 	s.resetMessage()
-}
-
-// EndOfMessage evaluates the message and acts on it.
-func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) {
-	start := time.Now()
-	queueID := m.Get(gomilter.MacroQueueId)
-	defer s.resetMessage()
-	if s.msg.skip == "" && s.cfg.recipientsIgnored(s.msg.rcpts) {
-		s.msg.skip = "every recipient in ignore list"
-	}
-	if s.msg.skip != "" {
-		s.srv.logSkip(queueID, s.client, s.msg.skip)
-		return gomilter.RespAccept, nil
-	}
-	t := s.srv.trust(s.cfg, s.mtaName)
-	up := t.readUpstream(s.msg.ar)
-	env := envelope{mailFrom: s.msg.mailFrom, helo: s.helo}
-	spf, spfNotes := chooseSPF(up.spf, env)
-	notes := append(up.notes, spfNotes...)
-
-	out := s.judge(queueID, spf, up, notes)
-	if out.skip != "" {
-		s.srv.logSkip(queueID, s.client, out.skip)
-		return gomilter.RespAccept, nil
-	}
-	if err := s.modify(m, up.forged, t.own, queueID, out); err != nil {
-		return nil, err
-	}
-	for _, e := range out.evs {
-		s.srv.sink.Add(s.row(e, spf, up.dkim))
-	}
-	s.srv.logVerdict(queueID, s, out, notes, time.Since(start))
-	s.srv.stats.count(out)
-	return out.response()
-}
-
-// outcome is the decision for the whole message.
-type outcome struct {
-	evs    []evaluated
-	final  verdict
-	domain string // the From domain the final verdict is about
-	skip   string
-}
-
-// response turns the final verdict into the milter reply.
-func (o outcome) response() (*gomilter.Response, error) {
-	switch o.final.action {
-	case Reject, Tempfail:
-		return gomilter.RejectWithCodeAndReason(o.final.reply.Code, o.final.reply.text(o.domain))
-	}
-	return gomilter.RespAccept, nil
-}
-
-// judge finds the From domains, evaluates each and picks the verdict.
-func (s *session) judge(queueID string, spf dmarc.SPF, up upstream, notes []string) outcome {
-	pol := &s.cfg.Policy
-	domains, err := fromDomains(s.msg.from)
-	if s.msg.fromExtra > 0 {
-		domains, err = nil, fmt.Errorf("more than %d From fields", maxFromFields)
-	}
-	switch {
-	case len(s.msg.from) == 0 || (err == nil && len(domains) == 0):
-		return s.refuse(pol.MissingFrom, "message has no From address", "")
-	case err != nil:
-		return s.refuse(pol.MissingFrom, fmt.Sprintf("unreadable From: %v", err), "")
-	case len(domains) > 1 && !allSame(domains):
-		switch pol.MultipleFrom {
-		case RejectMultiple:
-			return s.refuse(Reject, "several From addresses with different domains", domains[0])
-		case First:
-			domains = domains[:1]
-		}
-	}
-	domains = unique(domains)
-	if s.mode == Strict && pol.MissingDKIM == Tempfail && s.msg.dkimSigs > 0 && !up.anyDKIM {
-		v := verdict{action: Tempfail, reply: pol.TempfailReply, why: "DKIM-Signature present but no trusted DKIM result"}
-		return outcome{final: v, domain: domains[0]}
-	}
-	for _, d := range domains {
-		if domainListed(s.cfg.Ignore.FromDomains, d) {
-			return outcome{skip: "From domain " + d + " in ignore list"}
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DNSBudget)
-	defer cancel()
-	var out outcome
-	for _, d := range domains {
-		res, _ := s.ev.Evaluate(ctx, dmarc.Input{FromDomain: d, SPF: spf, DKIM: up.dkim})
-		v := decide(&res, s.mode, pol, s.cfg.localPolicy(res.FromDomain))
-		e := evaluated{domain: d, res: res, v: v}
-		out.evs = append(out.evs, e)
-		if len(out.evs) == 1 || v.strictness() > out.final.strictness() {
-			out.final, out.domain = v, d
-		}
-	}
-	return out
-}
-
-// refuse handles a message DMARC cannot be applied to (no From, several
-// From domains): reject it when configured and enforcing, else accept it
-// with dmarc=none.
-func (s *session) refuse(a Action, why, domain string) outcome {
-	if a == Reject && s.mode == Strict {
-		r := s.cfg.Policy.RejectReply
-		r.Text = why
-		return outcome{final: verdict{action: Reject, reply: r, why: why}, domain: domain}
-	}
-	return outcome{skip: why + " (accepted)"}
-}
-
-// modify removes forged Authentication-Results fields and inserts ours.
-// Removal goes from the highest index down and happens before the insert,
-// so that no index shifts under a later change.
-func (s *session) modify(m gomilter.Modifier, forged []int, own, queueID string, out outcome) error {
-	if s.cfg.Policy.RemoveForged {
-		for i := len(forged) - 1; i >= 0; i-- {
-			if err := m.ChangeHeader(forged[i], "Authentication-Results", ""); err != nil {
-				return fmt.Errorf("remove forged Authentication-Results #%d: %w", forged[i], err)
-			}
-		}
-	}
-	if out.final.action == Reject || out.final.action == Tempfail {
-		return nil
-	}
-	if s.cfg.Policy.AddHeader && len(out.evs) > 0 {
-		if err := m.InsertHeader(0, "Authentication-Results", arValue(own, out.evs)); err != nil {
-			return fmt.Errorf("insert Authentication-Results: %w", err)
-		}
-	}
-	if out.final.action == Quarantine {
-		if err := m.Quarantine("quarantined by DMARC policy for " + out.domain); err != nil {
-			return fmt.Errorf("quarantine: %w", err)
-		}
-	}
-	return nil
-}
-
-// row builds the aggregate report row for one evaluated domain.
-func (s *session) row(e evaluated, spf dmarc.SPF, dkim []dmarc.DKIM) report.Row {
-	r := report.Row{
-		Time:         time.Now().UTC(),
-		Spec:         e.res.Spec.String(),
-		SourceIP:     s.client,
-		Helo:         s.helo,
-		HeaderFrom:   e.res.FromDomain,
-		EnvelopeFrom: (envelope{mailFrom: s.msg.mailFrom}).mailFromDomain(),
-		Result:       e.res.Outcome.String(),
-		Disposition:  e.v.applied.String(),
-		DKIMAligned:  e.res.DKIMAligned,
-		SPFAligned:   e.res.SPFAligned,
-		Overrides:    e.v.overrides,
-	}
-	if r.HeaderFrom == "" {
-		r.HeaderFrom = e.domain
-	}
-	for _, rc := range s.msg.rcpts {
-		if i := strings.LastIndexByte(rc, '@'); i >= 0 {
-			r.EnvelopeTo = appendUnique(r.EnvelopeTo, strings.ToLower(rc[i+1:]))
-		}
-	}
-	if rec := e.res.Record; rec != nil {
-		r.Published = published(e.res, rec)
-	}
-	for _, k := range dkim {
-		r.DKIM = append(r.DKIM, report.DKIMResult{Domain: k.Domain, Selector: k.Selector, Result: string(k.Result)})
-	}
-	if spf.Result != "" {
-		r.SPF = []report.SPFResult{{Domain: spf.Domain, Scope: spf.Scope.String(), Result: string(spf.Result)}}
-	}
-	return r
-}
-
-func published(res dmarc.Result, rec *dmarc.Record) report.Published {
-	p := report.Published{
-		Domain:          res.PolicyDomain,
-		ADKIM:           rec.ADKIM.String(),
-		ASPF:            rec.ASPF.String(),
-		P:               rec.P.String(),
-		SP:              rec.SP.String(),
-		NP:              rec.NP.String(),
-		Pct:             rec.Pct,
-		FO:              rec.FO.String(),
-		Testing:         rec.Testing,
-		DiscoveryMethod: "treewalk",
-	}
-	if res.Spec == dmarc.RFC7489 {
-		p.DiscoveryMethod = "psl"
-	}
-	for _, u := range rec.RUA {
-		p.RUA = append(p.RUA, u.Raw)
-	}
-	return p
 }
 
 func allSame(ds []string) bool {

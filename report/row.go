@@ -63,6 +63,7 @@ type SPFResult struct {
 // needs. Rows with equal keys are rolled up into one record with a count.
 type Row struct {
 	Time         time.Time
+	QueueID      string // the MTA's queue id, for the log and history
 	Spec         string // "rfc9989" or "rfc7489"
 	Published    Published
 	SourceIP     netip.Addr
@@ -70,8 +71,11 @@ type Row struct {
 	HeaderFrom   string
 	EnvelopeFrom string   // MAIL FROM domain; "" for the null sender
 	EnvelopeTo   []string // recipient domains
+	Recipients   []string // recipient addresses, for the history file
 	Result       string   // DMARC result: pass, fail, none, temperror, permerror
+	Policy       string   // the policy that applied: p, sp or np's value; "none" without a record
 	Disposition  string   // applied: none, quarantine, reject
+	Action       string   // what the MTA was told: accept, quarantine, reject, tempfail
 	DKIMAligned  bool     // policy_evaluated dkim: pass when an aligned DKIM passed
 	SPFAligned   bool
 	Overrides    []Override

@@ -48,6 +48,7 @@ func milterConfig(c *config.Config) (*milter.Config, error) {
 		IdleTimeout:    c.Milter.IdleTimeout.Duration(),
 		WriteTimeout:   c.Milter.WriteTimeout.Duration(),
 		MaxConnections: c.Milter.MaxConnections,
+		SPFUpstream:    true,
 	}
 	for _, o := range c.Overrides {
 		m.LocalPolicies = append(m.LocalPolicies, milter.LocalPolicy{Domain: o.Domain, Policy: o.Policy, Comment: o.Comment})
@@ -73,7 +74,8 @@ func resolverConfig(c *config.Config) dnscache.Config {
 	}
 }
 
-// evaluator builds the DMARC evaluator over resolver.
-func evaluator(c *config.Config, resolver dmarc.Resolver) *dmarc.Evaluator {
-	return &dmarc.Evaluator{Resolver: resolver, Spec: c.Spec}
+// deps builds what the milter consults: the DMARC evaluator over the
+// resolver.
+func deps(c *config.Config, resolver *dnscache.Resolver) milter.Deps {
+	return milter.Deps{Evaluator: &dmarc.Evaluator{Resolver: resolver, Spec: c.Spec}}
 }

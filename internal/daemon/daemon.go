@@ -93,7 +93,7 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Sink != nil {
 		sink = opts.Sink
 	}
-	srv := milter.New(mcfg, evaluator(cfg, resolver), sink, log)
+	srv := milter.New(mcfg, deps(cfg, resolver), sink, log)
 	warnTrust(log, mcfg)
 
 	listeners, err := openListeners(cfg)
@@ -146,7 +146,7 @@ func reload(opts Options, old *config.Config, srv *milter.Server, resolver *dnsc
 	if err == nil {
 		var mcfg *milter.Config
 		if mcfg, err = milterConfig(cfg); err == nil {
-			srv.Reload(mcfg, evaluator(cfg, resolver))
+			srv.Reload(mcfg, deps(cfg, resolver))
 			warnTrust(log, mcfg)
 		}
 	}
