@@ -221,3 +221,21 @@ func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, o))
 }
+
+// Offline builds the milter as Run would, without listeners, for
+// evaluating messages from files (dmarcd test). Rows stay in memory.
+func Offline(opts Options) (*milter.Server, error) {
+	cfg, err := Load(opts)
+	if err != nil {
+		return nil, err
+	}
+	resolver, err := dnscache.New(resolverConfig(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("DNS resolver: %w", err)
+	}
+	mcfg, err := milterConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return milter.New(mcfg, deps(cfg, resolver), &report.MemorySink{}, newLogger(opts.Stderr, cfg)), nil
+}
