@@ -151,8 +151,10 @@ func (r *recorder) GetEx(name string) (string, bool) {
 	v, ok := r.macros[name]
 	return v, ok
 }
-func (r *recorder) Version() uint32                { return gomilter.MaxServerProtocolVersion }
-func (r *recorder) Protocol() gomilter.OptProtocol { return protocol&^gomilter.OptNoBody | gomilter.OptSkip }
+func (r *recorder) Version() uint32 { return gomilter.MaxServerProtocolVersion }
+func (r *recorder) Protocol() gomilter.OptProtocol {
+	return protocol&^gomilter.OptNoBody | gomilter.OptSkip
+}
 func (r *recorder) Actions() gomilter.OptAction    { return actions | gomilter.OptAddRcpt }
 func (r *recorder) MaxDataSize() gomilter.DataSize { return gomilter.DataSize64K }
 func (r *recorder) MilterId() uint64               { return 0 }

@@ -43,10 +43,16 @@ type Config struct {
 	// the MTA does not send it; "HOSTNAME" always uses os.Hostname().
 	AuthservID string `toml:"authserv_id"`
 
-	// TrustedAuthservIDs are further authserv-ids whose
-	// Authentication-Results (SPF and DKIM results from the MTA or other
-	// filters) are read; AuthservID is always trusted. "HOSTNAME" stands
-	// for os.Hostname(). Matching ignores case.
+	// AuthservIDWithJobID writes "<authserv-id>/<queue-id>" as the
+	// authserv-id of our Authentication-Results, as OpenDMARC's
+	// AuthservIDWithJobID does.
+	AuthservIDWithJobID bool `toml:"authserv_id_with_job_id"`
+
+	// TrustedAuthservIDs are the authserv-ids whose Authentication-Results
+	// (SPF and DKIM results from the MTA or other filters) are read. Empty
+	// trusts AuthservID alone, as OpenDMARC does; a list trusts AuthservID
+	// only if it is listed. "HOSTNAME" stands for os.Hostname(). Matching
+	// ignores case.
 	TrustedAuthservIDs []string `toml:"trusted_authserv_ids"`
 
 	// StateDir holds dmarcd's data: the report database and its queue.
@@ -54,6 +60,38 @@ type Config struct {
 
 	// PIDFile, if set, is written with the process ID at start-up.
 	PIDFile string `toml:"pid_file"`
+
+	// User, if set, is the user dmarcd runs as once its sockets are open:
+	// "name" (with that user's groups) or "name:group"; names or numeric
+	// ids. Unix sockets without a socket_owner or socket_group are given
+	// to this user and group, as OpenDMARC's belong to its UserID.
+	User string `toml:"user"`
+
+	// Umask, if set, is the process's file mode creation mask, for the
+	// PID and history files.
+	Umask Umask `toml:"umask"`
+
+	// PublicSuffixList, if set, is the public suffix list file that spec
+	// rfc7489 uses to find organizational domains; "" uses the list built
+	// into dmarcd. RFC 9989 needs none.
+	PublicSuffixList string `toml:"public_suffix_list"`
+
+	// HistoryFile, if set, is a file to which a record of every evaluated
+	// message is appended in OpenDMARC's history format, for
+	// opendmarc-import and the report tools built on it.
+	HistoryFile string `toml:"history_file"`
+
+	// RecordAllMessages also writes history records for messages whose
+	// From domain has no DMARC record.
+	RecordAllMessages bool `toml:"record_all_messages"`
+
+	// SoftwareHeader adds a "DMARC-Filter: dmarcd <version> <host>" header
+	// field to the messages dmarcd evaluates, as OpenDMARC's SoftwareHeader.
+	SoftwareHeader bool `toml:"software_header"`
+
+	// CopyFailuresTo, if set, is an address added as a recipient of the
+	// messages that fail DMARC under p=quarantine or p=reject.
+	CopyFailuresTo string `toml:"copy_failures_to"`
 
 	// Listeners are the milter sockets to serve; at least one.
 	Listeners []Listener `toml:"listener"`
@@ -66,6 +104,15 @@ type Config struct {
 
 	// Ignore lists the mail that is passed through without evaluation.
 	Ignore Ignore `toml:"ignore"`
+
+	// SPF says where SPF results come from.
+	SPF SPF `toml:"spf"`
+
+	// DKIM says where DKIM results come from.
+	DKIM DKIM `toml:"dkim"`
+
+	// ARC configures the ARC override of DMARC failures.
+	ARC ARC `toml:"arc"`
 
 	// Overrides replace the published policy of some domains.
 	Overrides []Override `toml:"override"`
@@ -163,6 +210,47 @@ type Policy struct {
 	// RemoveForgedHeaders deletes Authentication-Results header fields
 	// that carry our authserv-id but came from outside.
 	RemoveForgedHeaders bool `toml:"remove_forged_headers"`
+
+	// RequiredHeaders rejects messages that break the header field counts
+	// of RFC 5322 §3.6: exactly one From and one Date; at most one Sender,
+	// Reply-To, To, Cc, Bcc, Message-ID, In-Reply-To, References and
+	// Subject.
+	RequiredHeaders bool `toml:"required_headers"`
+}
+
+// SPF says where SPF results come from, the [spf] table.
+type SPF struct {
+	// UseUpstream reads the spf= results of trusted
+	// Authentication-Results header fields.
+	UseUpstream bool `toml:"use_upstream"`
+
+	// SelfCheck checks SPF for the envelope (RFC 7208) when no usable
+	// upstream result arrived, or always when UseUpstream is false.
+	SelfCheck bool `toml:"self_check"`
+}
+
+// DKIM says where DKIM results come from, the [dkim] table.
+type DKIM struct {
+	// SelfVerify verifies the DKIM signatures of messages itself, rather
+	// than reading dkim= results from trusted Authentication-Results. The
+	// milter then asks the MTA for message bodies.
+	SelfVerify bool `toml:"self_verify"`
+
+	// MaxMessageSize bounds the messages dmarcd keeps in memory to verify
+	// DKIM signatures and ARC seals; larger ones get no result of dmarcd's
+	// own and are evaluated with the upstream results alone.
+	MaxMessageSize Size `toml:"max_message_size"`
+}
+
+// ARC configures the ARC override of DMARC failures (RFC 8617 §7.2.1), the
+// [arc] table.
+type ARC struct {
+	// TrustedSealers are ARC sealer domains (the d= of ARC-Seal). When a
+	// message fails DMARC, its ARC chain validates and every sealer in it
+	// is listed, the failure is overridden with reason trusted_forwarder:
+	// the authentication results the sealers recorded are believed.
+	// Empty disables the override. Validate normalizes the entries.
+	TrustedSealers []string `toml:"trusted_sealers"`
 }
 
 // Ignore lists the mail dmarcd passes without evaluation, the [ignore]
@@ -245,6 +333,12 @@ type Log struct {
 
 	// Format is the shape of the lines: text or json.
 	Format LogFormat `toml:"format"`
+
+	// Syslog also sends the log to the local syslog daemon.
+	Syslog bool `toml:"syslog"`
+
+	// SyslogFacility is the syslog facility, one of SyslogFacilities.
+	SyslogFacility string `toml:"syslog_facility"`
 }
 
 // setDefaults fills a [[listener]] table's defaults before decoding it:
@@ -292,6 +386,8 @@ func Default() *Config {
 			AddHeader:           true,
 			RemoveForgedHeaders: true,
 		},
+		SPF:  SPF{UseUpstream: true, SelfCheck: true},
+		DKIM: DKIM{MaxMessageSize: 32 * MiB},
 		Ignore: Ignore{
 			Hosts: []netip.Prefix{
 				netip.MustParsePrefix("127.0.0.1/32"),
@@ -307,7 +403,7 @@ func Default() *Config {
 			MaxTTL:         Duration(24 * time.Hour),
 			NegativeMaxTTL: Duration(time.Hour),
 		},
-		Log: Log{Level: slog.LevelInfo, Format: LogText},
+		Log: Log{Level: slog.LevelInfo, Format: LogText, SyslogFacility: "mail"},
 	}
 }
 

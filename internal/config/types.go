@@ -443,3 +443,147 @@ func (f *LogFormat) UnmarshalText(b []byte) error {
 
 // errEmpty is returned for required values left empty.
 var errEmpty = errors.New("must not be empty")
+
+// Size is a number of bytes written in the configuration as a string with
+// a unit: "512KiB", "32MiB", "1GiB" (powers of 1024), "500kB", "10MB",
+// "1GB" (powers of 1000, as SI and Postfix's message_size_limit count), or
+// "1048576B". The unit is required and case matters only as written here
+// ("KB" is also read as 1000 bytes); a space before the unit is allowed.
+// A bare number is refused: "32" could be bytes or megabytes.
+type Size int64
+
+// The binary units of Size.
+const (
+	KiB Size = 1 << 10
+	MiB Size = 1 << 20
+	GiB Size = 1 << 30
+)
+
+// sizeUnits are the units ParseSize reads, in the order String tries them.
+var sizeUnits = []struct {
+	name string
+	n    Size
+}{
+	{"GiB", GiB}, {"MiB", MiB}, {"KiB", KiB},
+	{"GB", 1e9}, {"MB", 1e6}, {"kB", 1e3},
+	{"B", 1},
+}
+
+// Bytes returns s as a number of bytes.
+func (s Size) Bytes() int64 { return int64(s) }
+
+// String returns s with the largest unit that divides it exactly, binary
+// units first: "32MiB", "10MB", "1500B". ParseSize reads it back.
+func (s Size) String() string {
+	if s != 0 {
+		for _, u := range sizeUnits {
+			if s%u.n == 0 {
+				return strconv.FormatInt(int64(s/u.n), 10) + u.name
+			}
+		}
+	}
+	return strconv.FormatInt(int64(s), 10) + "B"
+}
+
+// MarshalText implements encoding.TextMarshaler with String.
+func (s Size) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseSize.
+func (s *Size) UnmarshalText(b []byte) error {
+	v, err := ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
+// ParseSize reads a whole number of bytes followed by a unit, as Size
+// documents.
+func ParseSize(s string) (Size, error) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	digits, unit := s[:i], strings.TrimPrefix(s[i:], " ")
+	bad := func(why string) (Size, error) {
+		return 0, fmt.Errorf("invalid size %q: %s", s, why)
+	}
+	if digits == "" {
+		return bad(`want a whole number and a unit (B, KiB, MiB, GiB, kB, MB, GB) such as "32MiB"`)
+	}
+	if unit == "" {
+		return bad(`a unit is required: "32MiB" (binary) or "32MB" (decimal), or "` + digits + `B" for bytes`)
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil {
+		return bad("too large")
+	}
+	if unit == "KB" {
+		unit = "kB"
+	}
+	for _, u := range sizeUnits {
+		if unit == u.name {
+			if n > int64(maxSize/u.n) {
+				return bad("too large")
+			}
+			return Size(n) * u.n, nil
+		}
+	}
+	return bad(fmt.Sprintf("unknown unit %q (want B, KiB, MiB, GiB, kB, MB or GB)%s", unit,
+		didYouMean(unit, []string{"B", "KiB", "MiB", "GiB", "kB", "MB", "GB"})))
+}
+
+const maxSize = Size(1<<63 - 1)
+
+// Umask is an optional file mode creation mask, written as an octal
+// string ("0027"), or "" to leave the process umask as dmarcd inherits it.
+// The zero Umask is unset.
+type Umask struct {
+	mask FileMode
+	set  bool
+}
+
+// MakeUmask returns the Umask m; only its permission bits count.
+func MakeUmask(m fs.FileMode) Umask { return Umask{FileMode(m & 0o777), true} }
+
+// Mask returns the mask and whether one is set.
+func (u Umask) Mask() (fs.FileMode, bool) { return u.mask.Perm(), u.set }
+
+// String returns "" when unset, else four octal digits: "0027".
+func (u Umask) String() string {
+	if !u.set {
+		return ""
+	}
+	return u.mask.String()
+}
+
+// MarshalText implements encoding.TextMarshaler with String.
+func (u Umask) MarshalText() ([]byte, error) {
+	if !u.set {
+		return nil, nil
+	}
+	return u.mask.MarshalText()
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler: "" unsets the mask,
+// octal digits set it as FileMode reads them.
+func (u *Umask) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*u = Umask{}
+		return nil
+	}
+	var m FileMode
+	if err := m.UnmarshalText(b); err != nil {
+		return fmt.Errorf("invalid umask %q: want an octal string such as \"0027\", or \"\"", b)
+	}
+	*u = Umask{m, true}
+	return nil
+}
+
+// SyslogFacilities are the facility names log.syslog_facility accepts, as
+// syslog.conf(5) spells them.
+var SyslogFacilities = []string{
+	"auth", "authpriv", "cron", "daemon", "ftp", "kern", "lpr", "mail", "news", "syslog", "user", "uucp",
+	"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,8 @@ const (
 	// MaxDNSBudget is the most milter.dns_budget may be, well under
 	// Postfix's milter_content_timeout (300s).
 	MaxDNSBudget = 60 * time.Second
+	// MaxMessageSize is the most dkim.max_message_size may be.
+	MaxMessageSize = GiB
 	// maxReplyLine is the longest SMTP reply line without CRLF (RFC 5321
 	// §4.5.3.1.5).
 	maxReplyLine = 510
@@ -39,6 +42,8 @@ func (c *Config) Validate() error {
 	v.milter(&c.Milter)
 	v.policy(&c.Policy)
 	v.ignore(&c.Ignore)
+	v.dkim(&c.DKIM)
+	v.arc(&c.ARC)
 	v.overrides(c.Overrides)
 	v.dns(&c.DNS, c.Milter.DNSBudget)
 	v.log(&c.Log)
@@ -74,9 +79,67 @@ func (v *validator) top(c *Config) {
 	} else if !path.IsAbs(c.StateDir) {
 		v.fail("state_dir", "%q is not an absolute path", c.StateDir)
 	}
-	if c.PIDFile != "" && !path.IsAbs(c.PIDFile) {
-		v.fail("pid_file", "%q is not an absolute path", c.PIDFile)
+	for _, f := range []struct{ key, val string }{
+		{"pid_file", c.PIDFile}, {"public_suffix_list", c.PublicSuffixList}, {"history_file", c.HistoryFile},
+	} {
+		if f.val != "" && !path.IsAbs(f.val) {
+			v.fail(f.key, "%q is not an absolute path", f.val)
+		}
 	}
+	if c.User != "" {
+		if err := checkUser(c.User); err != nil {
+			v.failErr("user", err)
+		}
+	}
+	if m, set := c.Umask.Mask(); set && m&^0o777 != 0 {
+		v.fail("umask", "%o has bits beyond 0777", uint32(m))
+	}
+	if c.CopyFailuresTo != "" {
+		if err := checkMailbox(c.CopyFailuresTo); err != nil {
+			v.failErr("copy_failures_to", err)
+		} else {
+			c.CopyFailuresTo = normalizeMailbox(c.CopyFailuresTo)
+		}
+	}
+}
+
+// checkUser accepts "user" or "user:group", each a name or a number.
+func checkUser(s string) error {
+	user, group, hasGroup := strings.Cut(s, ":")
+	bad := func(r rune) bool { return r <= ' ' || r == ':' || r == 0x7f }
+	switch {
+	case user == "":
+		return fmt.Errorf("%q: want \"user\" or \"user:group\"", s)
+	case hasGroup && group == "":
+		return fmt.Errorf("%q: empty group after ':' (leave out ':' for the user's own groups)", s)
+	case strings.IndexFunc(user, bad) >= 0 || strings.IndexFunc(group, bad) >= 0:
+		return fmt.Errorf("%q: want \"user\" or \"user:group\", names or numbers without spaces", s)
+	}
+	return nil
+}
+
+// checkMailbox accepts an address local@domain, without angle brackets.
+func checkMailbox(s string) error {
+	i := strings.LastIndexByte(s, '@')
+	if i <= 0 {
+		return fmt.Errorf("%q is not an address (local@domain)", s)
+	}
+	local := s[:i]
+	if strings.IndexFunc(local, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '<' || r == '>' }) >= 0 {
+		return fmt.Errorf("%q: the local part has white space, control characters or angle brackets (write the bare address)", s)
+	}
+	if _, err := dmarc.NormalizeDomain(s[i+1:]); err != nil {
+		return fmt.Errorf("%q: %w", s, err)
+	}
+	return nil
+}
+
+// normalizeMailbox puts the domain of a checked address in canonical form;
+// the local part is kept as written, since it may be case-sensitive.
+func normalizeMailbox(s string) string {
+	i := strings.LastIndexByte(s, '@')
+	d, _ := dmarc.NormalizeDomain(s[i+1:])
+	return s[:i+1] + d
 }
 
 // checkAuthservID accepts an RFC 8601 authserv-id written as a MIME token:
@@ -273,6 +336,31 @@ func (v *validator) ignore(ig *Ignore) {
 	}
 }
 
+func (v *validator) dkim(d *DKIM) {
+	switch {
+	case d.MaxMessageSize <= 0:
+		v.fail("dkim.max_message_size", "must be positive, not %s", d.MaxMessageSize)
+	case d.MaxMessageSize > MaxMessageSize:
+		v.fail("dkim.max_message_size", "%s is too large: at most %s, since the message is held in memory", d.MaxMessageSize, MaxMessageSize)
+	}
+}
+
+func (v *validator) arc(a *ARC) {
+	for i, d := range a.TrustedSealers {
+		p := indexKey("arc.trusted_sealers", i)
+		if strings.HasPrefix(d, "*.") {
+			v.fail(p, "%q: sealers are exact domains, without \"*.\"", d)
+			continue
+		}
+		n, err := dmarc.NormalizeDomain(d)
+		if err != nil {
+			v.failErr(p, err)
+			continue
+		}
+		a.TrustedSealers[i] = n
+	}
+}
+
 func (v *validator) domainList(key string, list []string) {
 	for i, d := range list {
 		n, err := NormalizeDomainPattern(d)
@@ -407,5 +495,9 @@ func (v *validator) log(l *Log) {
 	}
 	if !logFormats.valid(uint8(l.Format)) {
 		v.fail("log.format", "invalid log format %d", l.Format)
+	}
+	if !slices.Contains(SyslogFacilities, l.SyslogFacility) {
+		v.fail("log.syslog_facility", "unknown syslog facility %q (want mail, daemon, local0 to local7, ...; see syslog.conf(5))%s",
+			l.SyslogFacility, didYouMean(l.SyslogFacility, SyslogFacilities))
 	}
 }
