@@ -438,7 +438,7 @@ func (r *Resolver) fill(ctx context.Context, k key, c *call) {
 // unresolved, and returns the outcome as an entry to cache.
 func (r *Resolver) query(ctx context.Context, k key) *entry {
 	follow := k.qtype != dns.TypeCNAME && k.qtype != dns.TypeANY
-	target := dns.Fqdn(k.name)
+	target := presentation(dns.Fqdn(k.name))
 	var visited []string                  // owners of the CNAMEs followed
 	limit := time.Duration(math.MaxInt64) // the shortest CNAME TTL
 	for {
@@ -650,4 +650,32 @@ func findSOA(rrs []dns.RR) *dns.SOA {
 		}
 	}
 	return nil
+}
+
+// presentation returns name as miekg/dns prints the names it unpacks from
+// the wire, special characters escaped ("a@b" becomes "a\@b"), so that the
+// name we ask for compares equal to the names in the answer. SPF macros
+// (%{s}, %{l}) put such characters into names.
+func presentation(name string) string {
+	plain := true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return name
+	}
+	var buf [256]byte
+	off, err := dns.PackDomainName(name, buf[:], 0, nil, false)
+	if err != nil {
+		return name
+	}
+	s, _, err := dns.UnpackDomainName(buf[:off], 0)
+	if err != nil {
+		return name
+	}
+	return s
 }

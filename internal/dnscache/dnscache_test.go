@@ -968,3 +968,19 @@ func BenchmarkExistsNegativeHit(b *testing.B) {
 		}
 	}
 }
+
+func TestNamesWithSpecialCharactersAreAnswered(t *testing.T) {
+	// SPF's exists:%{s}... puts "@" into the name asked for; miekg/dns
+	// escapes it in the answer's question section.
+	srv := dnstest.Start(t,
+		"example. 300 IN SOA ns.example. h.example. 1 300 300 300 300",
+		`a\@b.spf.example. 300 IN A 192.0.2.1`)
+	r, err := New(Config{Nameservers: []string{srv.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := r.LookupIPAddr(context.Background(), "a@b.spf.example")
+	if err != nil || len(addrs) != 1 {
+		t.Fatalf("LookupIPAddr(a@b.spf.example) = %v, %v; want the A record", addrs, err)
+	}
+}
