@@ -7,6 +7,7 @@ import (
 	"github.com/dmarcd/dmarcd/dmarc"
 	"github.com/dmarcd/dmarcd/internal/config"
 	"github.com/dmarcd/dmarcd/internal/dnscache"
+	"github.com/dmarcd/dmarcd/internal/spfcheck"
 	"github.com/dmarcd/dmarcd/milter"
 )
 
@@ -74,8 +75,11 @@ func resolverConfig(c *config.Config) dnscache.Config {
 	}
 }
 
-// deps builds what the milter consults: the DMARC evaluator over the
-// resolver.
+// deps builds what the milter consults: the DMARC evaluator and the SPF
+// checker, both over the caching resolver.
 func deps(c *config.Config, resolver *dnscache.Resolver) milter.Deps {
-	return milter.Deps{Evaluator: &dmarc.Evaluator{Resolver: resolver, Spec: c.Spec}}
+	return milter.Deps{
+		Evaluator: &dmarc.Evaluator{Resolver: resolver, Spec: c.Spec},
+		SPF:       &spfcheck.Checker{Resolver: resolver},
+	}
 }
