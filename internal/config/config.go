@@ -246,10 +246,11 @@ type DKIM struct {
 // [arc] table.
 type ARC struct {
 	// TrustedSealers are ARC sealer domains (the d= of ARC-Seal). When a
-	// message fails DMARC, its ARC chain validates and every sealer in it
-	// is listed, the failure is overridden with reason trusted_forwarder:
-	// the authentication results the sealers recorded are believed.
-	// Empty disables the override. Validate normalizes the entries.
+	// message fails DMARC, its ARC chain validates, the newest sealer is
+	// listed and a listed sealer's ARC-Authentication-Results show an SPF
+	// or DKIM pass aligned with the From domain, the failure is overridden
+	// with reason trusted_forwarder. Empty disables the override. Validate
+	// normalizes the entries.
 	TrustedSealers []string `toml:"trusted_sealers"`
 }
 

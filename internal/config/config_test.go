@@ -16,7 +16,7 @@ import (
 	"github.com/dmarcd/dmarcd/dmarc"
 )
 
-var update = flag.Bool("update", false, "rewrite configs/dmarcd.toml from WriteTOML(Default())")
+var update = flag.Bool("update", false, "rewrite configs/dmarcd.toml from WriteTOML(Default()) and the golden files under testdata")
 
 const examplePath = "../../configs/dmarcd.toml"
 
@@ -62,6 +62,21 @@ func TestDefaultValues(t *testing.T) {
 		{"dns negative max ttl", c.DNS.NegativeMaxTTL.Duration(), time.Hour},
 		{"log level", c.Log.Level, slog.LevelInfo},
 		{"log format", c.Log.Format, LogText},
+		{"no syslog", c.Log.Syslog, false},
+		{"syslog facility", c.Log.SyslogFacility, "mail"},
+		{"no user", c.User, ""},
+		{"no umask", c.Umask, Umask{}},
+		{"no history file", c.HistoryFile, ""},
+		{"the built-in public suffix list", c.PublicSuffixList, ""},
+		{"no software header", c.SoftwareHeader, false},
+		{"authserv-id without job id", c.AuthservIDWithJobID, false},
+		{"no copies of failures", c.CopyFailuresTo, ""},
+		{"no header count check", c.Policy.RequiredHeaders, false},
+		{"upstream SPF", c.SPF.UseUpstream, true},
+		{"SPF self-check", c.SPF.SelfCheck, true},
+		{"no DKIM self-verification", c.DKIM.SelfVerify, false},
+		{"max message size", c.DKIM.MaxMessageSize, 32 * MiB},
+		{"no trusted ARC sealers", c.ARC.TrustedSealers, []string(nil)},
 	}
 	for _, ck := range checks {
 		if !reflect.DeepEqual(ck.got, ck.want) {
@@ -228,7 +243,19 @@ func sample() *Config {
 		{Domain: "*.example.org", Policy: dmarc.PolicyReject},
 	}
 	c.DNS = DNS{Nameservers: []string{"192.0.2.53", "[2001:db8::53]:5353"}, Timeout: Duration(3 * time.Second), Attempts: 3, CacheSize: 1, MinTTL: Duration(time.Minute), MaxTTL: Duration(48 * time.Hour), NegativeMaxTTL: Duration(5 * time.Minute)}
-	c.Log = Log{Level: slog.LevelDebug, Format: LogJSON}
+	c.Log = Log{Level: slog.LevelDebug, Format: LogJSON, Syslog: true, SyslogFacility: "local3"}
+	c.AuthservIDWithJobID = true
+	c.User = "dmarcd:postfix"
+	c.Umask = MakeUmask(0o027)
+	c.PublicSuffixList = "/usr/share/publicsuffix/public_suffix_list.dat"
+	c.HistoryFile = "/var/lib/dmarcd/history"
+	c.RecordAllMessages = true
+	c.SoftwareHeader = true
+	c.CopyFailuresTo = "DMARC-Watch@example.com"
+	c.Policy.RequiredHeaders = true
+	c.SPF = SPF{UseUpstream: false, SelfCheck: false}
+	c.DKIM = DKIM{SelfVerify: true, MaxMessageSize: 10 * 1000 * 1000}
+	c.ARC = ARC{TrustedSealers: []string{"google.com", "lists.example.org"}}
 	return c
 }
 

@@ -370,6 +370,10 @@ func expectText(t reflect.Type) string {
 		return `a socket string such as "inet:8893@127.0.0.1" or "unix:/run/dmarcd/dmarcd.sock"`
 	case reflect.TypeFor[FileMode]():
 		return `an octal string such as "0660"`
+	case reflect.TypeFor[Umask]():
+		return `an octal string such as "0027", or ""`
+	case reflect.TypeFor[Size]():
+		return `a size string such as "32MiB" or "10MB"`
 	}
 	if e, ok := enums[t]; ok {
 		return "one of " + e.choices()

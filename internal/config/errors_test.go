@@ -639,6 +639,147 @@ state_dir = "var/lib/dmarcd"
 		line: 1, key: "state_dir", msg: `not an absolute path`,
 	},
 
+	{
+		name: "a relative history file",
+		toml: `
+history_file = "history.dat"
+`,
+		line: 1, key: "history_file", msg: `not an absolute path`,
+	},
+	{
+		name: "a relative public suffix list",
+		toml: `
+public_suffix_list = "public_suffix_list.dat"
+`,
+		line: 1, key: "public_suffix_list", msg: `not an absolute path`,
+	},
+	{
+		name: "a user with two colons",
+		toml: `
+user = "dmarcd:postfix:mail"
+`,
+		line: 1, key: "user", msg: `want "user" or "user:group"`,
+	},
+	{
+		name: "a user with an empty group",
+		toml: `
+user = "dmarcd:"
+`,
+		line: 1, key: "user", msg: `empty group`,
+	},
+	{
+		name: "a umask that is not octal",
+		toml: `
+umask = "022x"
+`,
+		line: 1, key: "umask", msg: `invalid umask "022x"`,
+	},
+	{
+		name: "a umask written as a number",
+		toml: `
+umask = 18
+`,
+		line: 1, key: "umask", msg: `expected an octal string such as "0027", or "", got integer 18`,
+	},
+	{
+		name: "a copy address in angle brackets",
+		toml: `
+copy_failures_to = "<dmarc@example.com>"
+`,
+		line: 1, key: "copy_failures_to", msg: `write the bare address`,
+	},
+	{
+		name: "a copy address without a domain",
+		toml: `
+copy_failures_to = "postmaster"
+`,
+		line: 1, key: "copy_failures_to", msg: `not an address`,
+	},
+	{
+		name: "a message size without a unit",
+		toml: `
+[dkim]
+max_message_size = "32"
+`,
+		line: 2, key: "dkim.max_message_size", msg: `a unit is required`,
+	},
+	{
+		name: "a message size with a lower-case unit suggests the right one",
+		toml: `
+[dkim]
+max_message_size = "32mib"
+`,
+		line: 2, key: "dkim.max_message_size", msg: `(did you mean "MiB"?)`,
+	},
+	{
+		name: "a message size written as a number",
+		toml: `
+[dkim]
+max_message_size = 33554432
+`,
+		line: 2, key: "dkim.max_message_size", msg: `expected a size string such as "32MiB"`,
+	},
+	{
+		name: "a message size of zero",
+		toml: `
+[dkim]
+max_message_size = "0B"
+`,
+		line: 2, key: "dkim.max_message_size", msg: `must be positive`,
+	},
+	{
+		name: "a message size above 1GiB",
+		toml: `
+[dkim]
+max_message_size = "2GiB"
+`,
+		line: 2, key: "dkim.max_message_size", msg: `2GiB is too large: at most 1GiB`,
+	},
+	{
+		name: "a wildcard among the trusted ARC sealers",
+		toml: `
+[arc]
+trusted_sealers = ["google.com", "*.example.com"]
+`,
+		line: 2, key: "arc.trusted_sealers[1]", msg: `sealers are exact domains`,
+	},
+	{
+		name: "an invalid domain among the trusted ARC sealers",
+		toml: `
+[arc]
+trusted_sealers = [
+  "google.com",
+  "bad..example",
+]
+`,
+		line: 4, key: "arc.trusted_sealers[1]", msg: `invalid domain name`,
+	},
+	{
+		name: "an unknown syslog facility suggests the right one",
+		toml: `
+[log]
+syslog = true
+syslog_facility = "LOCAL0"
+`,
+		line: 3, key: "log.syslog_facility", msg: `(did you mean "local0"?)`,
+	},
+	{
+		name: "SPF settings as strings",
+		toml: `
+[spf]
+self_check = "no"
+`,
+		line: 2, key: "spf.self_check", msg: `expected true or false, got string "no"`,
+	},
+	{
+		name: "an OpenDMARC key in the spf table suggests the dmarcd key",
+		toml: `
+[spf]
+SPFSelfValidate = true
+`,
+		line: 2, key: "spf.SPFSelfValidate", msg: `unknown key "spf.SPFSelfValidate"`,
+	},
+
 	// TOML syntax.
 	{
 		name: "a syntax error has the parser's line",

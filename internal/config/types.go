@@ -444,12 +444,11 @@ func (f *LogFormat) UnmarshalText(b []byte) error {
 // errEmpty is returned for required values left empty.
 var errEmpty = errors.New("must not be empty")
 
-// Size is a number of bytes written in the configuration as a string with
-// a unit: "512KiB", "32MiB", "1GiB" (powers of 1024), "500kB", "10MB",
-// "1GB" (powers of 1000, as SI and Postfix's message_size_limit count), or
-// "1048576B". The unit is required and case matters only as written here
-// ("KB" is also read as 1000 bytes); a space before the unit is allowed.
-// A bare number is refused: "32" could be bytes or megabytes.
+// Size is a number of bytes written in the configuration as a whole number
+// and a unit: "512KiB", "32MiB", "1GiB" (powers of 1024, IEC), "500kB",
+// "10MB", "1GB" (powers of 1000, SI) or "1500B". Units are case-sensitive,
+// except that "KB" is read as "kB"; one space may come before the unit. A
+// bare number is refused: "32" could mean bytes or megabytes.
 type Size int64
 
 // The binary units of Size.
@@ -472,17 +471,19 @@ var sizeUnits = []struct {
 // Bytes returns s as a number of bytes.
 func (s Size) Bytes() int64 { return int64(s) }
 
-// String returns s with the largest unit that divides it exactly, binary
-// units first: "32MiB", "10MB", "1500B". ParseSize reads it back.
+// String returns s in the unit that divides it exactly into the smallest
+// number, binary units first on a tie: "32MiB", "10MB", "1500B".
+// ParseSize reads it back.
 func (s Size) String() string {
-	if s != 0 {
+	best := sizeUnits[len(sizeUnits)-1]
+	if s > 0 {
 		for _, u := range sizeUnits {
-			if s%u.n == 0 {
-				return strconv.FormatInt(int64(s/u.n), 10) + u.name
+			if s%u.n == 0 && s/u.n < s/best.n {
+				best = u
 			}
 		}
 	}
-	return strconv.FormatInt(int64(s), 10) + "B"
+	return strconv.FormatInt(int64(s/best.n), 10) + best.name
 }
 
 // MarshalText implements encoding.TextMarshaler with String.

@@ -157,3 +157,67 @@ func TestParsePrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Size
+		text string // String() of the result
+	}{
+		{"32MiB", 32 << 20, "32MiB"},
+		{"512KiB", 512 << 10, "512KiB"},
+		{"1GiB", 1 << 30, "1GiB"},
+		{"10MB", 10e6, "10MB"},
+		{"500kB", 500e3, "500kB"},
+		{"500KB", 500e3, "500kB"},
+		{"2GB", 2e9, "2GB"},
+		{"1500B", 1500, "1500B"},
+		{"1024B", 1024, "1KiB"},
+		{"1000B", 1000, "1kB"},
+		{"32 MiB", 32 << 20, "32MiB"},
+		{"0B", 0, "0B"},
+	}
+	for _, tc := range tests {
+		s, err := ParseSize(tc.in)
+		if err != nil {
+			t.Errorf("ParseSize(%q): %v", tc.in, err)
+			continue
+		}
+		if s != tc.want || s.String() != tc.text {
+			t.Errorf("ParseSize(%q) = %d (%q), want %d (%q)", tc.in, s, s.String(), tc.want, tc.text)
+		}
+		if back, err := ParseSize(s.String()); err != nil || back != s {
+			t.Errorf("String() %q does not read back: %v %v", s.String(), back, err)
+		}
+	}
+	for _, bad := range []string{"", "32", "MiB", "32 ", "32XB", "32mib", "-1MiB", "1.5MiB", "32  MiB", "9999999999999GiB", "99999999999999999999B"} {
+		if s, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) = %v", bad, s)
+		}
+	}
+}
+
+func TestUmask(t *testing.T) {
+	var u Umask
+	if _, set := u.Mask(); set || u.String() != "" {
+		t.Errorf("the zero Umask is set: %q", u.String())
+	}
+	for in, want := range map[string]string{"0022": "0022", "27": "0027", "0o077": "0077", "": ""} {
+		var u Umask
+		if err := u.UnmarshalText([]byte(in)); err != nil || u.String() != want {
+			t.Errorf("%q: got %q, %v", in, u.String(), err)
+		}
+		if b, err := u.MarshalText(); err != nil || string(b) != want {
+			t.Errorf("%q marshals to %q, %v", in, b, err)
+		}
+	}
+	for _, bad := range []string{"0888", "1022", "u=rwx", " 022"} {
+		var u Umask
+		if err := u.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("%q accepted as %s", bad, u)
+		}
+	}
+	if m, set := MakeUmask(0o1027).Mask(); !set || m != 0o027 {
+		t.Errorf("MakeUmask keeps %o, %v", m, set)
+	}
+}

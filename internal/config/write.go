@@ -306,8 +306,12 @@ var docs = map[string]doc{
 		opendmarc: "AuthservID",
 	},
 	"trusted_authserv_ids": {
-		text:      `Authentication-Results header fields with one of these authserv-ids, or with ours, are read for SPF and DKIM results (from an SPF policy service, OpenDKIM, ...); all others are ignored. "HOSTNAME" stands for the host name. Case is ignored.`,
-		opendmarc: "TrustedAuthservIDs (which without a value trusts AuthservID alone, as an empty list does here)",
+		text:      `Authentication-Results header fields with one of these authserv-ids are read for SPF and DKIM results (from an SPF policy service, OpenDKIM, ...); all others are ignored. An empty list trusts our own authserv-id alone; a list trusts ours only if it is listed, and otherwise removes fields claiming it as forged. "HOSTNAME" stands for the host name. Case is ignored.`,
+		opendmarc: "TrustedAuthservIDs (which without a value trusts AuthservID alone, as an empty list does here, and with one trusts AuthservID too)",
+	},
+	"authserv_id_with_job_id": {
+		text:      `Write "<authserv-id>/<queue-id>" as the authserv-id of our Authentication-Results, so that each header field names the message it was written for.`,
+		opendmarc: "AuthservIDWithJobID",
 	},
 	"state_dir": {
 		text:      `Directory for dmarcd's data: the aggregate report database and its queue. It must be writable by dmarcd.`,
@@ -316,6 +320,34 @@ var docs = map[string]doc{
 	"pid_file": {
 		text:      `File to write the process ID to at start-up; "" writes none (systemd does not need one).`,
 		opendmarc: "PidFile",
+	},
+	"user": {
+		text:      `The user to run as once the sockets are open: "name", with that user's groups, or "name:group"; names or numeric ids. Unix sockets without a socket_owner or socket_group are given to this user and group. "" stays the user dmarcd was started as (under systemd, set User= in the unit instead).`,
+		opendmarc: "UserID",
+	},
+	"umask": {
+		text:      `The file mode creation mask, an octal string such as "0027", for the files dmarcd creates (PID file, history file); "" leaves the mask dmarcd inherits. Unix sockets take listener.socket_mode instead.`,
+		opendmarc: "UMask (which also sets the mode of the socket)",
+	},
+	"public_suffix_list": {
+		text:      `With spec = "rfc7489": a public suffix list file (the format of publicsuffix.org, such as Debian's /usr/share/publicsuffix/public_suffix_list.dat) to find organizational domains with; "" uses the list built into dmarcd. RFC 9989 needs no list.`,
+		opendmarc: "PublicSuffixList (without which OpenDMARC finds no organizational domains at all)",
+	},
+	"history_file": {
+		text:      `A file to which a record of every evaluated message is appended in OpenDMARC's history format, for opendmarc-import and the report tools built on it; "" writes none. dmarcd keeps its own report data under state_dir in any case.`,
+		opendmarc: "HistoryFile",
+	},
+	"record_all_messages": {
+		text:      `Write history records also for messages whose From domain publishes no DMARC record.`,
+		opendmarc: "RecordAllMessages",
+	},
+	"software_header": {
+		text:      `Add a "DMARC-Filter: dmarcd <version> <host>" header field to the messages dmarcd evaluates.`,
+		opendmarc: "SoftwareHeader",
+	},
+	"copy_failures_to": {
+		text:      `An address (local@domain, no angle brackets) added as a recipient of every message that fails DMARC under p=quarantine or p=reject, to watch what the policy would do; "" adds none.`,
+		opendmarc: "CopyFailuresTo",
 	},
 
 	"listener": {
@@ -335,14 +367,14 @@ var docs = map[string]doc{
 		opendmarc: `RejectFailures (false there is "relaxed" here)`,
 	},
 	"listener.socket_owner": {
-		text:      `Owner of a Unix socket, a user name or uid; "" leaves the user dmarcd runs as. Unix sockets only.`,
+		text:      `Owner of a Unix socket, a user name or uid; "" gives it to the user of the top-level key user, or leaves dmarcd's. Unix sockets only.`,
 		def:       `""`,
-		opendmarc: "UserID sets the user the filter runs as",
+		opendmarc: "none; OpenDMARC's socket belongs to its UserID, as here to user when this is empty",
 	},
 	"listener.socket_group": {
-		text:      `Group of a Unix socket, a name or gid, typically "postfix" so that Postfix can connect; "" leaves dmarcd's group. Unix sockets only.`,
+		text:      `Group of a Unix socket, a name or gid, typically "postfix" so that Postfix can connect; "" gives it to the group of the top-level key user, or leaves dmarcd's. Unix sockets only.`,
 		def:       `""`,
-		opendmarc: "the group of UserID",
+		opendmarc: "the group of UserID (see user)",
 	},
 	"listener.socket_mode": {
 		text:      `Permissions of a Unix socket, an octal string. Ignored for TCP.`,
@@ -382,18 +414,18 @@ var docs = map[string]doc{
 	},
 	"policy.temperror": {
 		text:      `When the DMARC record could not be looked up (DNS failure, dns_budget spent): "accept" delivers the message with dmarc=temperror; "tempfail" answers tempfail_reply, so that the sender retries.`,
-		opendmarc: `RejectFailures (true also temp-fails)`,
+		opendmarc: `none: its man page says RejectFailures temp-fails, but OpenDMARC 1.4 accepts such mail as dmarc=none`,
 	},
 	"policy.permerror": {
 		text: `When the DMARC record is malformed: "accept" delivers the message with dmarc=permerror; "reject" refuses it with reject_reply.`,
 	},
 	"policy.multiple_from": {
 		text:      `A From header field with several addresses: "strictest" evaluates every From domain and applies the strictest outcome; "reject" refuses the message unless all addresses share one domain; "first" evaluates the first address only.`,
-		opendmarc: `RejectMultiValueFrom (true is "reject"; without it OpenDMARC does not evaluate every address)`,
+		opendmarc: `RejectMultiValueFrom (true is "reject"; without it OpenDMARC passes such mail unevaluated)`,
 	},
 	"policy.missing_from": {
 		text:      `A message without a From header field, or without a domain in it: "reject" refuses it (RFC 5322 requires one From); "accept" delivers it with dmarc=none.`,
-		opendmarc: `RequiredHeaders (true is "reject")`,
+		opendmarc: `RequiredHeaders or RequiredFrom (true is "reject")`,
 	},
 	"policy.missing_dkim_result": {
 		text: `A message with a DKIM-Signature but no dkim= result in a trusted Authentication-Results (the DKIM verifier before dmarcd did not run, or failed): "fail" evaluates with the results at hand, so the signature counts as not verified; "tempfail" answers tempfail_reply, so that the sender retries.`,
@@ -411,6 +443,11 @@ var docs = map[string]doc{
 	},
 	"policy.remove_forged_headers": {
 		text: `Remove Authentication-Results header fields that carry our authserv-id but came from outside, so that senders cannot forge our verdicts.`,
+	},
+
+	"policy.required_headers": {
+		text:      `Reject messages that break the header field counts of RFC 5322 §3.6: exactly one From and one Date; at most one Sender, Reply-To, To, Cc, Bcc, Message-ID, In-Reply-To, References and Subject.`,
+		opendmarc: `RequiredHeaders (which also rejects mail without a usable From; here that is missing_from)`,
 	},
 
 	"ignore": {
@@ -434,6 +471,37 @@ var docs = map[string]doc{
 	"ignore.recipients": {
 		text:      `Ignore messages all of whose recipients are listed: addresses ("dmarc-reports@example.com") or domains ("@reports.example.com"). For report mailboxes and to break report loops. Case is ignored.`,
 		opendmarc: `IgnoreMailTo (which only keeps such mail out of the history file)`,
+	},
+
+	"spf": {
+		text: `where SPF results come from.`,
+	},
+	"spf.use_upstream": {
+		text:      `Read the spf= results of trusted Authentication-Results header fields (from an SPF policy service in front of dmarcd).`,
+		opendmarc: `SPFIgnoreResults (true there is false here)`,
+	},
+	"spf.self_check": {
+		text:      `Check SPF (RFC 7208) for the envelope ourselves when no usable upstream result arrived, or always when use_upstream is false. With both false, DMARC rests on DKIM alone.`,
+		opendmarc: `SPFSelfValidate (false by default there)`,
+	},
+
+	"dkim": {
+		text: `where DKIM results come from.`,
+	},
+	"dkim.self_verify": {
+		text:      `Verify DKIM signatures ourselves instead of reading dkim= results from trusted Authentication-Results (from OpenDKIM in front of dmarcd). dmarcd then asks the MTA for message bodies.`,
+		opendmarc: "none, OpenDMARC reads upstream results only",
+	},
+	"dkim.max_message_size": {
+		text: `Messages larger than this are not kept in memory for DKIM verification and ARC validation: they get no result of dmarcd's own and are evaluated with upstream results alone. A size with a unit: "512KiB", "32MiB", "1GiB" (powers of 1024) or "10MB" (powers of 1000). At most "1GiB".`,
+	},
+
+	"arc": {
+		text: `the ARC override of DMARC failures (RFC 8617 §7.2.1): mail that mailing lists and forwarders broke, sealed by ones you trust.`,
+	},
+	"arc.trusted_sealers": {
+		text:      `Domains of ARC sealers (the d= of ARC-Seal) to trust. When a message fails DMARC, its ARC chain validates (cv=pass), the newest sealer is listed, and a listed sealer's ARC-Authentication-Results show an SPF or DKIM pass aligned with the From domain, the failure is overridden with reason trusted_forwarder, for p=reject and p=quarantine alike. Exact domains; empty disables the override.`,
+		opendmarc: "DomainWhitelist and DomainWhitelistFile",
 	},
 
 	"override": {
@@ -487,5 +555,13 @@ var docs = map[string]doc{
 	},
 	"log.format": {
 		text: `"text" (key=value pairs) or "json" (one object per line).`,
+	},
+	"log.syslog": {
+		text:      `Also send the log to the local syslog daemon (/dev/log), at the same level. Under systemd the journal already has standard error.`,
+		opendmarc: "Syslog",
+	},
+	"log.syslog_facility": {
+		text:      `The syslog facility: "mail", "daemon", "local0" to "local7", or another name of syslog.conf(5).`,
+		opendmarc: "SyslogFacility",
 	},
 }
