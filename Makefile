@@ -7,7 +7,7 @@ STATE_DIR ?= ./var
 FUZZTIME  ?= 8s
 # Every fuzz target, as package:Target. `make fuzz FUZZTIME=10m` runs them longer.
 FUZZ_TARGETS := ./dmarc:FuzzParse ./internal/authres:FuzzParse ./milter:FuzzFromDomains \
-	./internal/config:FuzzParse ./internal/config:FuzzIndexLines
+	./internal/config:FuzzParse ./internal/config:FuzzIndexLines ./internal/config:FuzzParseOpenDMARC
 
 .PHONY: all build run test unit fuzz bench lint clean
 

@@ -62,7 +62,9 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 		return nil, err
 	}
 	for _, e := range out.evs {
-		s.srv.sink.Add(s.row(e, in, queueID))
+		r := s.row(e, in, queueID)
+		r.Primary = e.domain == out.domain
+		s.srv.sink.Add(r)
 	}
 	s.srv.logVerdict(queueID, s, out, append(up.notes, in.notes...), time.Since(start))
 	s.srv.stats.count(out)

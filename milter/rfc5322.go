@@ -5,13 +5,14 @@ import "strings"
 // headerCounts counts the header fields RFC 5322 §3.6 limits.
 type headerCounts [len(countedFields)]int
 
-// countedFields are the fields with a count rule, in the order OpenDMARC's
-// RequiredHeaders checks them; min is how many must be present.
+// countedFields are the fields with a count rule (RFC 5322 §3.6), in the
+// order OpenDMARC's RequiredHeaders checks them, plus Sender, which
+// OpenDMARC 1.4 does not count; min is how many must be present.
 var countedFields = [...]struct {
 	name string
 	min  int
 }{
-	{"From", 1}, {"Date", 1}, {"Reply-To", 0}, {"To", 0}, {"Cc", 0}, {"Bcc", 0},
+	{"From", 1}, {"Date", 1}, {"Sender", 0}, {"Reply-To", 0}, {"To", 0}, {"Cc", 0}, {"Bcc", 0},
 	{"Message-Id", 0}, {"In-Reply-To", 0}, {"References", 0}, {"Subject", 0},
 }
 

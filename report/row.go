@@ -64,6 +64,9 @@ type SPFResult struct {
 type Row struct {
 	Time         time.Time
 	QueueID      string // the MTA's queue id, for the log and history
+	// Primary marks the row of the From domain the message's verdict is
+	// about; a message with several From domains has one primary row.
+	Primary bool
 	Spec         string // "rfc9989" or "rfc7489"
 	Published    Published
 	SourceIP     netip.Addr

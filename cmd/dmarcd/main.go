@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"sort"
+
+	"github.com/dmarcd/dmarcd/internal/daemon"
 )
 
 // version is set by the build (-ldflags "-X main.version=...").
@@ -27,6 +29,7 @@ var commands = map[string]command{
 }
 
 func main() {
+	daemon.Version = version
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

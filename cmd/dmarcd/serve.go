@@ -25,9 +25,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var opts daemon.Options
 	var listen listFlag
-	fs.StringVar(&opts.ConfigPath, "c", "", "configuration file (dmarcd.toml); default: built-in defaults")
+	fs.StringVar(&opts.ConfigPath, "c", "", "configuration file, dmarcd.toml or opendmarc.conf; default: built-in defaults")
 	fs.Var(&listen, "listen", "socket to listen on, replacing the configured listeners (repeatable): inet:8893@127.0.0.1, unix:/run/dmarcd/dmarcd.sock, ...")
 	fs.StringVar(&opts.StateDir, "state-dir", "", "state directory, replacing state_dir")
+	fs.StringVar(&opts.Spec, "spec", "", "DMARC specification, rfc9989 or rfc7489, replacing spec")
 	checkOnly := fs.Bool("check-config", false, "read and validate the configuration, then exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -38,7 +39,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	opts.Listen, opts.Stderr = listen, stderr
 	if *checkOnly {
-		if _, err := daemon.Load(opts); err != nil {
+		_, warnings, err := daemon.Load(opts)
+		for _, w := range warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, "dmarcd:", err)
 			return 1
 		}

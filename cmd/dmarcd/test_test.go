@@ -32,7 +32,7 @@ func TestTestCommandPrintsTheVerdict(t *testing.T) {
 	}{
 		{"an unauthenticated message under p=reject is refused", forged, []string{"action: reject", "reply: 550 5.7.1 rejected by DMARC policy for reject.example"}},
 		{"a message with a trusted aligned DKIM pass is accepted with our header", signed, []string{"action: accept",
-			"insert 0 Authentication-Results: mx.test; dmarc=pass (p=reject dis=none) header.from=reject.example"}},
+			"insert 0 Authentication-Results: mx.test; spf=none smtp.mailfrom=reject.example; dmarc=pass (p=reject dis=none) header.from=reject.example"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

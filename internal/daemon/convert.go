@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/dmarcd/dmarcd/dmarc"
@@ -49,7 +50,18 @@ func milterConfig(c *config.Config) (*milter.Config, error) {
 		IdleTimeout:    c.Milter.IdleTimeout.Duration(),
 		WriteTimeout:   c.Milter.WriteTimeout.Duration(),
 		MaxConnections: c.Milter.MaxConnections,
-		SPFUpstream:    true,
+
+		SPFUpstream:         c.SPF.UseUpstream,
+		SPFSelfCheck:        c.SPF.SelfCheck,
+		DKIMSelfVerify:      c.DKIM.SelfVerify,
+		MaxMessageSize:      c.DKIM.MaxMessageSize.Bytes(),
+		ARCTrustedSealers:   c.ARC.TrustedSealers,
+		RequiredHeaders:     c.Policy.RequiredHeaders,
+		AuthServIDWithJobID: c.AuthservIDWithJobID,
+		CopyFailuresTo:      c.CopyFailuresTo,
+	}
+	if c.SoftwareHeader {
+		m.Software = "dmarcd " + Version
 	}
 	for _, o := range c.Overrides {
 		m.LocalPolicies = append(m.LocalPolicies, milter.LocalPolicy{Domain: o.Domain, Policy: o.Policy, Comment: o.Comment})
@@ -77,9 +89,19 @@ func resolverConfig(c *config.Config) dnscache.Config {
 
 // deps builds what the milter consults: the DMARC evaluator and the SPF
 // checker, both over the caching resolver.
-func deps(c *config.Config, resolver *dnscache.Resolver) milter.Deps {
-	return milter.Deps{
-		Evaluator: &dmarc.Evaluator{Resolver: resolver, Spec: c.Spec},
-		SPF:       &spfcheck.Checker{Resolver: resolver},
+func deps(c *config.Config, resolver *dnscache.Resolver) (milter.Deps, error) {
+	ev := &dmarc.Evaluator{Resolver: resolver, Spec: c.Spec}
+	if c.PublicSuffixList != "" {
+		f, err := os.Open(c.PublicSuffixList)
+		if err != nil {
+			return milter.Deps{}, fmt.Errorf("public_suffix_list: %w", err)
+		}
+		defer f.Close()
+		l, err := dmarc.ReadSuffixList(f)
+		if err != nil {
+			return milter.Deps{}, fmt.Errorf("public_suffix_list %s: %w", c.PublicSuffixList, err)
+		}
+		ev.PublicSuffixList = l
 	}
+	return milter.Deps{Evaluator: ev, SPF: &spfcheck.Checker{Resolver: resolver}}, nil
 }

@@ -15,20 +15,28 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/dmarcd/dmarcd/dmarc"
 	"github.com/dmarcd/dmarcd/internal/config"
 	"github.com/dmarcd/dmarcd/internal/dnscache"
 	"github.com/dmarcd/dmarcd/milter"
 	"github.com/dmarcd/dmarcd/report"
 )
 
+// Version is dmarcd's version, for the DMARC-Filter header; the command
+// sets it.
+var Version = "dev"
+
 // Options are the command-line choices of dmarcd serve.
 type Options struct {
-	// ConfigPath is the configuration file; "" means built-in defaults.
+	// ConfigPath is the configuration file, dmarcd.toml or opendmarc.conf;
+	// "" means built-in defaults.
 	ConfigPath string
 	// Listen replaces the configured listeners when not empty.
 	Listen []string
 	// StateDir replaces the configured state directory when not "".
 	StateDir string
+	// Spec replaces the configured DMARC specification when not "".
+	Spec string
 	// Stderr receives the log.
 	Stderr io.Writer
 	// Ready, when not nil, is called once every listener is open, with
@@ -38,13 +46,16 @@ type Options struct {
 	Sink report.Sink
 }
 
-// Load reads the configuration named by opts and applies the overrides.
-func Load(opts Options) (*config.Config, error) {
+// Load reads the configuration named by opts, either format, and applies
+// the overrides. Warnings are about opendmarc.conf keys that do nothing
+// here, or that differ.
+func Load(opts Options) (*config.Config, []config.Warning, error) {
 	cfg := config.Default()
+	var warnings []config.Warning
 	if opts.ConfigPath != "" {
 		var err error
-		if cfg, err = config.Load(opts.ConfigPath); err != nil {
-			return nil, err
+		if cfg, warnings, err = config.LoadAuto(opts.ConfigPath); err != nil {
+			return nil, nil, err
 		}
 	}
 	if len(opts.Listen) > 0 {
@@ -52,7 +63,7 @@ func Load(opts Options) (*config.Config, error) {
 		for _, l := range opts.Listen {
 			s, err := config.ParseSocket(l)
 			if err != nil {
-				return nil, fmt.Errorf("-listen %s: %w", l, err)
+				return nil, nil, fmt.Errorf("-listen %s: %w", l, err)
 			}
 			ln := config.DefaultListener()
 			ln.Address = s
@@ -62,7 +73,14 @@ func Load(opts Options) (*config.Config, error) {
 	if opts.StateDir != "" {
 		cfg.StateDir = opts.StateDir
 	}
-	return cfg, cfg.Validate()
+	if opts.Spec != "" {
+		spec, err := dmarc.ParseSpec(opts.Spec)
+		if err != nil {
+			return nil, nil, fmt.Errorf("-spec: %w", err)
+		}
+		cfg.Spec = spec
+	}
+	return cfg, warnings, cfg.Validate()
 }
 
 // Run serves until ctx ends or SIGTERM/SIGINT arrives, reloading the
@@ -73,11 +91,18 @@ func Run(ctx context.Context, opts Options) error {
 	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(signals)
-	cfg, err := Load(opts)
+	cfg, warnings, err := Load(opts)
 	if err != nil {
 		return err
 	}
-	log := newLogger(opts.Stderr, cfg)
+	if mask, ok := cfg.Umask.Mask(); ok {
+		syscall.Umask(int(mask))
+	}
+	log, err := newLogger(opts.Stderr, cfg)
+	if err != nil {
+		return err
+	}
+	logWarnings(log, warnings)
 	resolver, err := dnscache.New(resolverConfig(cfg))
 	if err != nil {
 		return fmt.Errorf("DNS resolver: %w", err)
@@ -86,14 +111,19 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	d, err := deps(cfg, resolver)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	var sink report.Sink = &report.MemorySink{}
-	if opts.Sink != nil {
-		sink = opts.Sink
+	sink, closeSinks, err := sinks(cfg, opts, log)
+	if err != nil {
+		return err
 	}
-	srv := milter.New(mcfg, deps(cfg, resolver), sink, log)
+	defer closeSinks()
+	srv := milter.New(mcfg, d, sink, log)
 	warnTrust(log, mcfg)
 
 	listeners, err := openListeners(cfg)
@@ -106,6 +136,11 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("pid file: %w", err)
 		}
 		defer os.Remove(cfg.PIDFile)
+	}
+	// Give up root once everything that needs it is open.
+	if err := switchUser(cfg); err != nil {
+		closeAll(listeners)
+		return err
 	}
 	errs := make(chan error, len(listeners))
 	var addrs []net.Addr
@@ -124,13 +159,13 @@ func Run(ctx context.Context, opts Options) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return stop(srv, cfg, log, sink, "context ended")
+			return stop(srv, cfg, log, "context ended")
 		case err := <-errs:
-			_ = stop(srv, cfg, log, sink, "listener failed")
+			_ = stop(srv, cfg, log, "listener failed")
 			return fmt.Errorf("serve: %w", err)
 		case sig := <-signals:
 			if sig != syscall.SIGHUP {
-				return stop(srv, cfg, log, sink, sig.String())
+				return stop(srv, cfg, log, sig.String())
 			}
 			cfg = reload(opts, cfg, srv, resolver, log)
 		}
@@ -138,31 +173,35 @@ func Run(ctx context.Context, opts Options) error {
 }
 
 // reload re-reads the configuration. A bad file leaves the running one in
-// place; listener and DNS changes need a restart and say so.
+// place; listener, DNS, history and user changes need a restart and say so.
 func reload(opts Options, old *config.Config, srv *milter.Server, resolver *dnscache.Resolver, log *slog.Logger) *config.Config {
 	_ = notify("RELOADING=1")
 	defer notify("READY=1")
-	cfg, err := Load(opts)
+	cfg, warnings, err := Load(opts)
 	if err == nil {
 		var mcfg *milter.Config
+		var d milter.Deps
 		if mcfg, err = milterConfig(cfg); err == nil {
-			srv.Reload(mcfg, deps(cfg, resolver))
-			warnTrust(log, mcfg)
+			if d, err = deps(cfg, resolver); err == nil {
+				srv.Reload(mcfg, d)
+				logWarnings(log, warnings)
+				warnTrust(log, mcfg)
+			}
 		}
 	}
 	if err != nil {
 		log.Error("reload failed; keeping the running configuration", "error", err)
 		return old
 	}
-	if fmt.Sprint(cfg.Listeners) != fmt.Sprint(old.Listeners) || fmt.Sprint(cfg.DNS) != fmt.Sprint(old.DNS) {
-		log.Warn("listener and DNS changes take effect at the next restart")
+	if fmt.Sprint(cfg.Listeners, cfg.DNS, cfg.HistoryFile, cfg.User, cfg.Log) != fmt.Sprint(old.Listeners, old.DNS, old.HistoryFile, old.User, old.Log) {
+		log.Warn("listener, DNS, history file, user and log changes take effect at the next restart")
 	}
 	log.Info("configuration reloaded", "spec", cfg.Spec.String())
 	return cfg
 }
 
 // stop drains the sessions in progress within shutdown_timeout.
-func stop(srv *milter.Server, cfg *config.Config, log *slog.Logger, sink report.Sink, why string) error {
+func stop(srv *milter.Server, cfg *config.Config, log *slog.Logger, why string) error {
 	_ = notify("STOPPING=1")
 	log.Info("stopping", "reason", why)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Milter.ShutdownTimeout.Duration())
@@ -173,11 +212,22 @@ func stop(srv *milter.Server, cfg *config.Config, log *slog.Logger, sink report.
 }
 
 func openListeners(cfg *config.Config) ([]net.Listener, error) {
+	owner, group := cfg.User, ""
+	if u, g, ok := cutUser(cfg.User); ok {
+		owner, group = u, g
+	}
 	var out []net.Listener
 	for _, l := range cfg.Listeners {
-		ln, err := Listen(l.Address.Network(), l.Address.Address(), SocketPerms{
-			Owner: l.SocketOwner, Group: l.SocketGroup, Mode: fs.FileMode(l.SocketMode),
-		})
+		perms := SocketPerms{Owner: l.SocketOwner, Group: l.SocketGroup, Mode: fs.FileMode(l.SocketMode)}
+		// A socket without an owner of its own goes to the user dmarcd
+		// runs as, so that it can still remove it at exit.
+		if perms.Owner == "" {
+			perms.Owner = owner
+		}
+		if perms.Group == "" {
+			perms.Group = group
+		}
+		ln, err := Listen(l.Address.Network(), l.Address.Address(), perms)
 		if err != nil {
 			closeAll(out)
 			return nil, fmt.Errorf("listen %s: %w", l.Address, err)
@@ -211,21 +261,20 @@ func warnTrust(log *slog.Logger, c *milter.Config) {
 	}
 }
 
-func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {
-	if w == nil {
-		w = os.Stderr
+func logWarnings(log *slog.Logger, ws []config.Warning) {
+	for _, w := range ws {
+		log.Warn("configuration", "warning", w.String())
 	}
-	o := &slog.HandlerOptions{Level: cfg.Log.Level}
-	if cfg.Log.Format == config.LogJSON {
-		return slog.New(slog.NewJSONHandler(w, o))
-	}
-	return slog.New(slog.NewTextHandler(w, o))
 }
 
 // Offline builds the milter as Run would, without listeners, for
 // evaluating messages from files (dmarcd test). Rows stay in memory.
 func Offline(opts Options) (*milter.Server, error) {
-	cfg, err := Load(opts)
+	cfg, _, err := Load(opts)
+	if err != nil {
+		return nil, err
+	}
+	log, err := newLogger(opts.Stderr, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -237,5 +286,9 @@ func Offline(opts Options) (*milter.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return milter.New(mcfg, deps(cfg, resolver), &report.MemorySink{}, newLogger(opts.Stderr, cfg)), nil
+	d, err := deps(cfg, resolver)
+	if err != nil {
+		return nil, err
+	}
+	return milter.New(mcfg, d, &report.MemorySink{}, log), nil
 }

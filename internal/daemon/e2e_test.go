@@ -2,6 +2,10 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +16,7 @@ import (
 	"time"
 
 	gomilter "github.com/d--j/go-milter"
+	"github.com/emersion/go-msgauth/dkim"
 
 	"github.com/dmarcd/dmarcd/internal/dnstest"
 	"github.com/dmarcd/dmarcd/internal/postfixtest"
@@ -28,6 +33,7 @@ var zone = []string{
 
 // stack is dmarcd in front of a real Postfix, both on this machine.
 type stack struct {
+	dns  *dnstest.Server
 	pf   *postfixtest.Postfix
 	sink *report.MemorySink
 	logs *lockedBuffer
@@ -82,7 +88,7 @@ format = "json"
 	if err := os.WriteFile(conf, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{sink: &report.MemorySink{}, logs: &lockedBuffer{}}
+	s := &stack{dns: dns, sink: &report.MemorySink{}, logs: &lockedBuffer{}}
 	ready := make(chan net.Addr, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -261,10 +267,54 @@ func TestResultsOfAnUpstreamMilterAreRead(t *testing.T) {
 		t.Fatalf("reply %q: the upstream dkim=pass was not read", r.Reply.String())
 	}
 	h := s.pf.DeliveredQueueID(t, r.QueueID, 10*time.Second)[0].Header
-	if h[0].Value != "mx.dmarcd.test; dmarc=pass (p=reject dis=none) header.from=pass.test" {
+	// dmarcd checked SPF itself (no upstream spf= arrived): spf=none.
+	if h[0].Value != "mx.dmarcd.test; spf=none smtp.mailfrom=evil.test; dmarc=pass (p=reject dis=none) header.from=pass.test" {
 		t.Errorf("first header %q", h[0].Value)
 	}
 	if !strings.Contains(s.pf.Log(), "version 6") {
 		t.Errorf("Postfix did not negotiate milter protocol 6 with dmarcd")
+	}
+}
+
+func TestSPFCheckedHereThroughPostfix(t *testing.T) {
+	s := startStack(t, "")
+	s.dns.Set(`spf.test. 300 IN TXT "v=spf1 ip4:127.0.0.2 -all"`, `_dmarc.spf.test. 300 IN TXT "v=DMARC1; p=reject"`)
+	r := s.pf.Send(t, postfixtest.Message{From: "bounce@spf.test", To: []string{"spf@mx.dmarcd.test"}, Data: message("news@spf.test")})
+	if !r.Accepted() {
+		t.Fatalf("reply %q: our own SPF pass for 127.0.0.2 should align", r.Reply.String())
+	}
+	h := s.pf.DeliveredQueueID(t, r.QueueID, 10*time.Second)[0].Header
+	if want := "mx.dmarcd.test; spf=pass smtp.mailfrom=spf.test; dmarc=pass (p=reject dis=none) header.from=spf.test"; h[0].Value != want {
+		t.Errorf("first header %q, want %q", h[0].Value, want)
+	}
+}
+
+func TestDKIMVerifiedHereThroughPostfix(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	s := startStack(t, "\n[dkim]\nself_verify = true\n[spf]\nself_check = false\n")
+	s.dns.Set(`_dmarc.signed.test. 300 IN TXT "v=DMARC1; p=reject"`,
+		fmt.Sprintf(`sel._domainkey.signed.test. 300 IN TXT "v=DKIM1; k=rsa; p=%s"`, base64.StdEncoding.EncodeToString(pub)))
+	for _, canon := range []dkim.Canonicalization{dkim.CanonicalizationSimple, dkim.CanonicalizationRelaxed} {
+		t.Run(string(canon)+" canonicalization survives Postfix", func(t *testing.T) {
+			msg := "From: Signer <a@signed.test>\r\nTo: <user@mx.dmarcd.test>\r\nSubject:  two spaces and a\r\n\tfolded line\r\n" +
+				"Date: Sat, 28 Nov 2026 01:00:00 +0000\r\nMessage-ID: <" + string(canon) + "@signed.test>\r\n\r\nHello,\r\n\r\n  indented line\r\n.dot line\r\n"
+			var signed strings.Builder
+			if err := dkim.Sign(&signed, strings.NewReader(msg), &dkim.SignOptions{Domain: "signed.test", Selector: "sel", Signer: key,
+				HeaderCanonicalization: canon, BodyCanonicalization: canon}); err != nil {
+				t.Fatal(err)
+			}
+			r := s.pf.Send(t, postfixtest.Message{From: "x@elsewhere.test", To: []string{"dkim@mx.dmarcd.test"}, Data: []byte(signed.String())})
+			if !r.Accepted() {
+				t.Fatalf("reply %q: our DKIM verification should pass", r.Reply.String())
+			}
+			h := s.pf.DeliveredQueueID(t, r.QueueID, 10*time.Second)[0].Header
+			if want := "mx.dmarcd.test; dkim=pass header.d=signed.test header.s=sel; dmarc=pass (p=reject dis=none) header.from=signed.test"; h[0].Value != want {
+				t.Errorf("first header %q, want %q", h[0].Value, want)
+			}
+		})
 	}
 }

@@ -25,9 +25,9 @@ import (
 //     (a record without a usable p counts as p=none) and the alignments are
 //     row.DKIMAligned and row.SPFAligned, Unchecked unless the result is
 //     pass or fail.
-//   - Action follows row.Disposition: reject → ActionReject, quarantine →
-//     ActionQuarantine, else ActionAccept. The row cannot tell a tempfail:
-//     set Action to ActionTempfail when the milter answered 4xx.
+//   - Action follows row.Action: reject → ActionReject, tempfail →
+//     ActionTempfail, quarantine → ActionQuarantine, else ActionAccept;
+//     rows without an Action fall back to row.Disposition.
 //   - ARC stays unset: dmarcd reads no arc= results, which OpenDMARC
 //     writes as "arc 7" and "arc_policy 2 json:[]".
 //
@@ -48,9 +48,15 @@ func FromRow(row report.Row, jobID, reporter string) Record {
 	if len(row.SPF) > 0 {
 		r.SPF = row.SPF[0].Result
 	}
-	switch row.Disposition {
+	action := row.Action
+	if action == "" {
+		action = row.Disposition
+	}
+	switch action {
 	case "reject":
 		r.Action = ActionReject
+	case "tempfail":
+		r.Action = ActionTempfail
 	case "quarantine":
 		r.Action = ActionQuarantine
 	default:

@@ -1,0 +1,61 @@
+package daemon
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/dmarcd/dmarcd/internal/config"
+)
+
+// cutUser splits "name:group".
+func cutUser(s string) (name, group string, ok bool) {
+	return strings.Cut(s, ":")
+}
+
+// switchUser drops root for cfg.User ("name" or "name:group"), as
+// OpenDMARC's UserID: the primary group or the one given, supplementary
+// groups cleared. Running as that user already is fine; any other user
+// cannot switch and says so. Go changes the ids of every thread.
+func switchUser(cfg *config.Config) error {
+	if cfg.User == "" {
+		return nil
+	}
+	name, group, _ := cutUser(cfg.User)
+	u, err := user.Lookup(name)
+	if err != nil {
+		if u, err = user.LookupId(name); err != nil {
+			return fmt.Errorf("user %q: %w", name, err)
+		}
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			if g, err = user.LookupGroupId(group); err != nil {
+				return fmt.Errorf("group %q: %w", group, err)
+			}
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	switch {
+	case os.Geteuid() == uid && os.Getegid() == gid:
+		return nil
+	case os.Geteuid() != 0:
+		return fmt.Errorf("user %q: running as uid %d, not root: cannot switch", cfg.User, os.Geteuid())
+	}
+	if err := syscall.Setgroups(nil); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		return fmt.Errorf("setgid %d: %w", gid, err)
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		return fmt.Errorf("setuid %d: %w", uid, err)
+	}
+	return nil
+}
