@@ -58,6 +58,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 		s.srv.logSkip(queueID, s.client, out.skip)
 		return gomilter.RespAccept, nil
 	}
+	s.rescueByARC(ctx, &out, &in)
 	if err := s.modify(m, up.forged, t.own, queueID, out, in); err != nil {
 		return nil, err
 	}
