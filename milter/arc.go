@@ -52,7 +52,7 @@ func (s *session) rescueByARC(ctx context.Context, out *outcome, in *inputs) {
 			comment := fmt.Sprintf("arc=pass as[%d].d=%s", set.Instance, set.SealDomain)
 			e.v = verdict{action: Accept, applied: dmarc.DispositionNone,
 				overrides: append(e.v.overrides, report.Override{Type: report.OverrideTrustedForwarder, Comment: comment}),
-				why: "rescued by trusted ARC sealer " + set.SealDomain}
+				why:       "rescued by trusted ARC sealer " + set.SealDomain}
 		}
 	}
 	out.final, out.domain = verdict{}, ""

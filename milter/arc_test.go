@@ -35,7 +35,11 @@ func TestTrustedARCSealersRescueFailures(t *testing.T) {
 		header string
 	}{
 		{"a p=reject failure sealed by a trusted list whose results pass is delivered",
-			func() *arctest.Message { m := message("reject.example"); list.Seal(t, m, "none", passAtList...); return m },
+			func() *arctest.Message {
+				m := message("reject.example")
+				list.Seal(t, m, "none", passAtList...)
+				return m
+			},
 			gomilter.ActionAccept, "arc=pass; dmarc=fail (p=reject dis=none override=trusted_forwarder) header.from=reject.example"},
 		{"a p=quarantine failure is rescued too",
 			func() *arctest.Message {
@@ -53,7 +57,11 @@ func TestTrustedARCSealersRescueFailures(t *testing.T) {
 			},
 			gomilter.ActionAccept, "override=trusted_forwarder"},
 		{"an untrusted sealer rescues nothing",
-			func() *arctest.Message { m := message("reject.example"); stranger.Seal(t, m, "none", passAtList...); return m },
+			func() *arctest.Message {
+				m := message("reject.example")
+				stranger.Seal(t, m, "none", passAtList...)
+				return m
+			},
 			gomilter.ActionRejectWithCode, ""},
 		{"a trusted seal behind an untrusted newest hop rescues nothing",
 			func() *arctest.Message {
