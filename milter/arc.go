@@ -100,11 +100,9 @@ func (s *session) aarPasses(ctx context.Context, set arc.Set, domain string) boo
 				in.SPF = dmarc.SPF{Domain: d, Scope: dmarc.ScopeMailFrom, Result: authResult(r.Value)}
 			}
 		case "dkim":
-			d := propDomain(r, "header", "d")
-			if d == "" {
-				d = propDomain(r, "header", "i")
+			if d := propDomain(r, "header", "d"); d != "" {
+				in.DKIM = append(in.DKIM, dmarc.DKIM{Domain: d, Result: authResult(r.Value)})
 			}
-			in.DKIM = append(in.DKIM, dmarc.DKIM{Domain: d, Result: authResult(r.Value)})
 		}
 	}
 	res, _ := s.deps.Evaluator.Evaluate(ctx, in)

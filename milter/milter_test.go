@@ -358,6 +358,29 @@ func TestVerdicts(t *testing.T) {
 			reply:  "550 5.7.1",
 		},
 		{
+			name: "a trusted id with a suffix is another id and not trusted",
+			m: msg{mailFrom: "x@evil.example", headers: headers(
+				"Authentication-Results: border.test/ABC123; dkim=pass header.d=reject.example",
+				"From: alice@reject.example")},
+			action: gomilter.ActionRejectWithCode,
+		},
+		{
+			name: "a DKIM pass naming only header.i does not align",
+			m: msg{mailFrom: "x@evil.example", headers: headers(
+				"Authentication-Results: border.test; dkim=pass header.i=@reject.example",
+				"From: alice@reject.example")},
+			action: gomilter.ActionRejectWithCode,
+		},
+		{
+			name: "of several trusted SPF verdicts for the envelope a pass counts",
+			m: msg{mailFrom: "b@reject.example", headers: headers(
+				"Authentication-Results: border.test; spf=neutral smtp.mailfrom=b@reject.example",
+				"Authentication-Results: border.test; spf=pass smtp.mailfrom=b@reject.example",
+				"From: alice@reject.example")},
+			action: gomilter.ActionAccept,
+			header: "dmarc=pass",
+		},
+		{
 			name: "a HELO-scope SPF pass does not stand in for a non-null MAIL FROM",
 			m: msg{mailFrom: "x@evil.example", helo: "mail.reject.example", headers: headers(
 				"Authentication-Results: border.test; spf=pass smtp.helo=mail.reject.example",

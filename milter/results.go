@@ -19,16 +19,21 @@ type trust struct {
 	trusted []string
 }
 
-// sameID compares authserv-ids case-insensitively (RFC 8601 §2.5), ignoring
-// a "/job-id" suffix that OpenDKIM and OpenDMARC may append.
+// sameID compares authserv-ids case-insensitively (RFC 8601 §2.5). Trust
+// needs the exact id: "border.example/x" is not "border.example", or a
+// border filter that strips forged fields by exact id would let it through.
 func sameID(a, b string) bool {
-	if i := strings.IndexByte(a, '/'); i >= 0 {
-		a = a[:i]
-	}
-	if i := strings.IndexByte(b, '/'); i >= 0 {
-		b = b[:i]
-	}
 	return a != "" && strings.EqualFold(a, b)
+}
+
+// claimsOwn reports whether id claims to be ours: our id itself, or our id
+// with a "/job-id" suffix as OpenDMARC's AuthservIDWithJobID writes it.
+// Claims are matched loosely because they are removed, never believed.
+func (t trust) claimsOwn(id string) bool {
+	if base, _, ok := strings.Cut(id, "/"); ok {
+		id = base
+	}
+	return sameID(id, t.own)
 }
 
 func (t trust) trusts(id string) bool {
@@ -75,7 +80,7 @@ func (t trust) readUpstream(fields []arHeader) upstream {
 	for _, f := range fields {
 		id := authres.AuthServIDOf(f.value)
 		h, err := authres.Parse(f.value)
-		if sameID(id, t.own) && (!t.trusts(id) || hasMethod(h, "dmarc")) {
+		if t.claimsOwn(id) && (!t.trusts(id) || hasMethod(h, "dmarc")) {
 			u.forged = append(u.forged, f.index)
 			u.notes = append(u.notes, fmt.Sprintf("removed forged Authentication-Results #%d claiming our authserv-id %q", f.index, id))
 			continue
@@ -100,9 +105,12 @@ func (t trust) readUpstream(fields []arHeader) upstream {
 				})
 			case "dkim":
 				u.anyDKIM = true
+				// Alignment is on d= (RFC 7489 §3.1.1); i= may name a
+				// subdomain of d= and so pass where d= would not.
 				d := propDomain(r, "header", "d")
 				if d == "" {
-					d = propDomain(r, "header", "i")
+					u.notes = append(u.notes, fmt.Sprintf("dkim=%s from %s without header.d ignored", r.Value, id))
+					continue
 				}
 				sel, _ := r.Prop("header", "s")
 				u.dkim = append(u.dkim, dmarc.DKIM{Domain: d, Selector: sel, Result: authResult(r.Value)})
@@ -180,19 +188,26 @@ func chooseSPF(claims []spfClaim, env envelope) (dmarc.SPF, []string) {
 	var notes []string
 	mf := env.mailFromDomain()
 	helo := strings.ToLower(strings.TrimSuffix(env.helo, "."))
+	var chosen dmarc.SPF
 	for _, c := range claims {
+		var got dmarc.SPF
 		switch {
 		case mf != "" && c.mailfrom == mf:
-			return dmarc.SPF{Domain: mf, Scope: dmarc.ScopeMailFrom, Result: c.result}, notes
+			got = dmarc.SPF{Domain: mf, Scope: dmarc.ScopeMailFrom, Result: c.result}
 		case mf != "" && c.mailfrom != "":
 			notes = append(notes, fmt.Sprintf("SPF %s for %s ignored: MAIL FROM domain is %s", c.result, c.mailfrom, mf))
 		case mf != "":
 			notes = append(notes, fmt.Sprintf("SPF %s for HELO %s ignored: MAIL FROM is not null (CVE-2019-20790)", c.result, c.helo))
 		case helo != "" && (c.helo == helo || c.mailfrom == helo):
-			return dmarc.SPF{Domain: helo, Scope: dmarc.ScopeHelo, Result: c.result}, notes
+			got = dmarc.SPF{Domain: helo, Scope: dmarc.ScopeHelo, Result: c.result}
 		default:
 			notes = append(notes, fmt.Sprintf("SPF %s for %s%s ignored: null sender and HELO is %s", c.result, c.mailfrom, c.helo, helo))
 		}
+		// Several trusted verdicts for this identity: a pass from any
+		// of them counts, as for DKIM; otherwise the first stands.
+		if got.Result != "" && (chosen.Result == "" || got.Result == dmarc.AuthPass && chosen.Result != dmarc.AuthPass) {
+			chosen = got
+		}
 	}
-	return dmarc.SPF{}, notes
+	return chosen, notes
 }

@@ -190,7 +190,7 @@ func (s *session) grow(n int64) bool {
 func (s *session) keepAR(h arHeader) {
 	t := s.srv.trust(s.cfg, s.mtaName)
 	id := authres.AuthServIDOf(h.value)
-	if (sameID(id, t.own) || t.trusts(id)) && len(s.msg.ar) < maxARFields {
+	if (t.claimsOwn(id) || t.trusts(id)) && len(s.msg.ar) < maxARFields {
 		s.msg.ar = append(s.msg.ar, h)
 	}
 }

@@ -84,6 +84,32 @@ type fault struct {
 // test ends.
 func Start(t testing.TB, zone ...string) *Server {
 	t.Helper()
+	return start(t, listen, zone)
+}
+
+// StartOn is Start on a given address, UDP and TCP, such as
+// "127.0.0.1:53" inside a network namespace where a resolver that cannot
+// be told a port (libresolv's /etc/resolv.conf) must find the server. An
+// address that cannot be listened on fails the test.
+func StartOn(t testing.TB, addr string, zone ...string) *Server {
+	t.Helper()
+	return start(t, func(t testing.TB) (net.PacketConn, net.Listener) {
+		t.Helper()
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			t.Fatalf("dnstest: %v", err)
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err != nil {
+			pc.Close()
+			t.Fatalf("dnstest: %v", err)
+		}
+		return pc, l
+	}, zone)
+}
+
+func start(t testing.TB, listen func(testing.TB) (net.PacketConn, net.Listener), zone []string) *Server {
+	t.Helper()
 	s := &Server{
 		t:       t,
 		done:    make(chan struct{}),
