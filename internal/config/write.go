@@ -424,7 +424,7 @@ var docs = map[string]doc{
 		opendmarc: `RejectMultiValueFrom (true is "reject"; without it OpenDMARC passes such mail unevaluated)`,
 	},
 	"policy.missing_from": {
-		text:      `A message without a From header field, or without a domain in it: "reject" refuses it (RFC 5322 requires one From); "accept" delivers it with dmarc=none.`,
+		text:      `A message without a From header field, or without a domain in it: "reject" refuses it (RFC 5322 requires one From); "accept" delivers it unevaluated, without a DMARC header, as OpenDMARC does.`,
 		opendmarc: `RequiredHeaders or RequiredFrom (true is "reject")`,
 	},
 	"policy.missing_dkim_result": {
