@@ -62,11 +62,11 @@ type SPFResult struct {
 // Row is one evaluated message, with all that an aggregate report record
 // needs. Rows with equal keys are rolled up into one record with a count.
 type Row struct {
-	Time         time.Time
-	QueueID      string // the MTA's queue id, for the log and history
+	Time    time.Time
+	QueueID string // the MTA's queue id, for the log and history
 	// Primary marks the row of the From domain the message's verdict is
 	// about; a message with several From domains has one primary row.
-	Primary bool
+	Primary      bool
 	Spec         string // "rfc9989" or "rfc7489"
 	Published    Published
 	SourceIP     netip.Addr
