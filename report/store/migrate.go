@@ -1,0 +1,198 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// migration is one version of the schema. The statements are written once
+// for both databases; spell replaces the few words they spell differently.
+// A migration, once released, never changes: a change is a new migration.
+type migration struct {
+	version int
+	name    string
+	stmts   []string
+}
+
+// migrations is the schema's history. Times are Unix seconds (policy_seen
+// nanoseconds), hours are the Unix second their UTC hour starts at, lists
+// are JSON arrays. Tables about the reports that others send us (ingestion
+// of received reports) will come as a later migration, named received_*.
+var migrations = []migration{
+	{1, "hourly roll-up of aggregate rows", []string{
+		// A record key, shared by all the hours it was seen in; last_hour
+		// tells when it may go. In SQLite a rowid table: its wide rows
+		// are appended, only the narrow index on key_hash takes random
+		// inserts.
+		`CREATE TABLE agg_keys (
+			key_hash {blob} PRIMARY KEY,
+			policy_domain TEXT NOT NULL,
+			source_ip TEXT NOT NULL,
+			header_from TEXT NOT NULL,
+			envelope_from TEXT NOT NULL,
+			envelope_to TEXT NOT NULL,
+			disposition TEXT NOT NULL,
+			dkim TEXT NOT NULL,
+			spf TEXT NOT NULL,
+			reasons TEXT NOT NULL,
+			auth_dkim TEXT NOT NULL,
+			auth_spf TEXT NOT NULL,
+			first_hour {int} NOT NULL,
+			last_hour {int} NOT NULL
+		)`,
+		`CREATE INDEX agg_keys_last_hour ON agg_keys (last_hour)`,
+		// Messages per key and hour: what reports add up.
+		`CREATE TABLE agg_counts (
+			policy_domain TEXT NOT NULL,
+			hour {int} NOT NULL,
+			key_hash {blob} NOT NULL,
+			count {int} NOT NULL,
+			PRIMARY KEY (policy_domain, hour, key_hash)
+		){norowid}`,
+		// Messages per domain and hour, with the policy record seen
+		// last in the hour: what the scheduler looks at.
+		`CREATE TABLE agg_hours (
+			policy_domain TEXT NOT NULL,
+			hour {int} NOT NULL,
+			messages {int} NOT NULL,
+			policy TEXT NOT NULL,
+			policy_seen {int} NOT NULL,
+			has_rua {int} NOT NULL,
+			PRIMARY KEY (policy_domain, hour)
+		){norowid}`,
+	}},
+	{2, "reports and their outbound queue", []string{
+		`CREATE TABLE reports (
+			id {id},
+			report_id TEXT NOT NULL UNIQUE,
+			policy_domain TEXT NOT NULL,
+			begin_at {int} NOT NULL,
+			end_at {int} NOT NULL,
+			policy TEXT NOT NULL,
+			state TEXT NOT NULL,
+			records {int} NOT NULL,
+			messages {int} NOT NULL,
+			attempts {int} NOT NULL DEFAULT 0,
+			next_attempt_at {int},
+			last_error TEXT NOT NULL DEFAULT '',
+			created_at {int} NOT NULL,
+			updated_at {int} NOT NULL,
+			UNIQUE (policy_domain, begin_at, end_at)
+		)`,
+		`CREATE INDEX reports_state ON reports (state, end_at)`,
+		// A report's records, frozen when it is created.
+		`CREATE TABLE report_records (
+			report {int} NOT NULL REFERENCES reports (id),
+			key_hash {blob} NOT NULL,
+			count {int} NOT NULL,
+			PRIMARY KEY (report, key_hash)
+		){norowid}`,
+		`CREATE INDEX report_records_key ON report_records (key_hash)`,
+		`CREATE TABLE deliveries (
+			id {id},
+			report {int} NOT NULL REFERENCES reports (id),
+			destination TEXT NOT NULL,
+			dest_domain TEXT NOT NULL,
+			max_size {int} NOT NULL DEFAULT 0,
+			state TEXT NOT NULL,
+			attempts {int} NOT NULL DEFAULT 0,
+			next_attempt_at {int},
+			last_attempt_at {int},
+			last_error TEXT NOT NULL DEFAULT '',
+			sent_at {int},
+			created_at {int} NOT NULL,
+			UNIQUE (report, destination)
+		)`,
+		`CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at)`,
+		`CREATE INDEX deliveries_attempted ON deliveries (last_attempt_at)`,
+	}},
+	{3, "suppression list", []string{
+		`CREATE TABLE destinations (
+			destination TEXT PRIMARY KEY,
+			permanent_failures {int} NOT NULL DEFAULT 0,
+			last_failure_at {int},
+			last_error TEXT NOT NULL DEFAULT '',
+			last_success_at {int}
+		)`,
+		`CREATE TABLE suppressions (
+			pattern TEXT PRIMARY KEY,
+			reason TEXT NOT NULL,
+			auto {int} NOT NULL,
+			created_at {int} NOT NULL
+		)`,
+	}},
+}
+
+// latestVersion is the schema version this program writes.
+var latestVersion = migrations[len(migrations)-1].version
+
+// migrate brings the schema up to version upTo, one transaction per
+// version, under the dialect's migration lock so that several nodes
+// starting at once apply each version once.
+func (db *DB) migrate(ctx context.Context, upTo int) error {
+	for {
+		done, err := db.migrateOne(ctx, upTo)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// migrateOne applies the next migration, if any is due, and reports
+// whether none was.
+func (db *DB) migrateOne(ctx context.Context, upTo int) (done bool, err error) {
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := db.d.lockMigrations(ctx, tx); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+			version `+db.d.spell("{int}")+` PRIMARY KEY,
+			name TEXT NOT NULL,
+			applied_at `+db.d.spell("{int}")+` NOT NULL)`); err != nil {
+			return err
+		}
+		var cur int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&cur); err != nil {
+			return err
+		}
+		if cur > latestVersion {
+			return fmt.Errorf("%w: version %d, this program knows up to %d", ErrSchemaTooNew, cur, latestVersion)
+		}
+		if cur >= upTo {
+			done = true
+			return nil
+		}
+		m := migrations[cur] // versions are 1, 2, 3...
+		for _, s := range m.stmts {
+			if _, err := tx.ExecContext(ctx, db.d.spell(s)); err != nil {
+				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+			}
+		}
+		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)`),
+			m.version, m.name, db.now().Unix())
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("migrate schema: %w", err)
+	}
+	return done, nil
+}
+
+// SchemaVersion returns the version of the database's schema.
+func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := db.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v)
+	return v, err
+}
+
+// spell writes a statement of migrations in the dialect's words.
+func (d *dialect) spell(s string) string {
+	return strings.NewReplacer(
+		"{blob}", d.blob,
+		"{int}", d.bigint,
+		"{id}", d.id,
+		"{norowid}", d.norowid,
+	).Replace(s)
+}
