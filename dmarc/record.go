@@ -70,6 +70,9 @@ func (s Severity) String() string {
 	return "info"
 }
 
+// MarshalText writes the severity as String does, for JSON output.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // A Problem is something Parse noticed about a record: a syntax error with
 // the fallback it took, a duplicate, a tag the spec does not know.
 type Problem struct {

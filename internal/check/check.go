@@ -175,7 +175,7 @@ func recordProblems(rep *Report, rec *dmarc.Record) {
 	probs := slices.Clone(rec.Problems)
 	slices.SortStableFunc(probs, func(a, b dmarc.Problem) int { return cmp.Compare(a.Offset, b.Offset) })
 	for _, p := range probs {
-		sev := Severity(p.Severity)
+		sev := p.Severity
 		rep.addAt(sev, p.Offset, p.Tag, "%s", p.Msg)
 	}
 }

@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"github.com/dmarcd/dmarcd/dmarc"
 )
 
 // Status is the verdict on one domain.
@@ -40,29 +41,15 @@ func ExitCode(reports []*Report) int {
 	return code
 }
 
-// Severity grades a Finding.
-type Severity uint8
+// Severity grades a Finding, on the record parser's own scale.
+type Severity = dmarc.Severity
 
-// The severities, mildest first, as dmarc.Severity orders them.
+// The severities, mildest first.
 const (
-	Info Severity = iota
-	Warning
-	Error
+	Info    = dmarc.Info
+	Warning = dmarc.Warning
+	Error   = dmarc.Error
 )
-
-// String returns "info", "warning" or "error".
-func (s Severity) String() string {
-	switch s {
-	case Warning:
-		return "warning"
-	case Error:
-		return "error"
-	}
-	return "info"
-}
-
-// MarshalText writes the severity as String does.
-func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Report is the outcome of checking one domain. Its JSON form is the
 // documented output of `dmarcd check -json` (see the package comment);
