@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+
 	"github.com/dmarcd/dmarcd/dmarc"
 )
 
