@@ -122,6 +122,12 @@ type Config struct {
 
 	// Log configures logging.
 	Log Log `toml:"log"`
+
+	// Store says where aggregate report data is kept.
+	Store Store `toml:"store"`
+
+	// Reports configures the aggregate reports dmarcd sends.
+	Reports Reports `toml:"reports"`
 }
 
 // Listener is one milter socket, a [[listener]] table.
@@ -404,7 +410,9 @@ func Default() *Config {
 			MaxTTL:         Duration(24 * time.Hour),
 			NegativeMaxTTL: Duration(time.Hour),
 		},
-		Log: Log{Level: slog.LevelInfo, Format: LogText, SyslogFacility: "mail"},
+		Log:     Log{Level: slog.LevelInfo, Format: LogText, SyslogFacility: "mail"},
+		Store:   defaultStore(),
+		Reports: defaultReports(),
 	}
 }
 

@@ -77,6 +77,15 @@ func TestDefaultValues(t *testing.T) {
 		{"no DKIM self-verification", c.DKIM.SelfVerify, false},
 		{"max message size", c.DKIM.MaxMessageSize, 32 * MiB},
 		{"no trusted ARC sealers", c.ARC.TrustedSealers, []string(nil)},
+		{"the embedded store", c.Store.Driver, DriverSQLite},
+		{"a flush every second", c.Store.FlushInterval.Duration(), time.Second},
+		{"reports off until the administrator decides", c.Reports.Enabled, false},
+		{"reports at most hourly", c.Reports.IntervalFloor, IntervalHourly},
+		{"reports at least daily", c.Reports.IntervalCeiling, IntervalDaily},
+		{"RFC 7489 XML", c.Reports.Format, FormatRFC7489},
+		{"25 MiB at most", c.Reports.MaxSize, 25 * MiB},
+		{"the local relay", c.Reports.Relay.Address, "localhost:25"},
+		{"90 days of data", c.Reports.ExpireAfter.Duration(), 90 * 24 * time.Hour},
 	}
 	for _, ck := range checks {
 		if !reflect.DeepEqual(ck.got, ck.want) {
@@ -253,6 +262,20 @@ func sample() *Config {
 	c.SoftwareHeader = true
 	c.CopyFailuresTo = "DMARC-Watch@example.com"
 	c.Policy.RequiredHeaders = true
+	c.Store = Store{Driver: DriverPostgres, DSNFile: "/etc/dmarcd/dsn", FlushInterval: Duration(2 * time.Second), FlushRows: 500, QueueSize: 20000}
+	c.Reports = Reports{
+		Enabled: true, OrgName: "Example Mail", FromName: "Example \"DMARC\" reports", FromAddress: "dmarc-reports@example.com",
+		ContactEmail: "postmaster@example.com", ContactInfo: "https://example.com/dmarc", Submitter: "mx.example.com",
+		IntervalFloor: IntervalDaily, IntervalCeiling: IntervalWeekly, CloseDelay: Duration(10 * time.Minute),
+		MaxBacklog: Duration(3 * 24 * time.Hour), Format: FormatRFC9990, MaxSize: 10 * MiB, Spread: Duration(6 * time.Hour),
+		RatePerDestination: Rate{N: 20, Per: Duration(time.Minute)}, RateGlobal: Rate{},
+		Concurrency: 8, RetryBackoff: Duration(time.Minute), RetryBackoffMax: Duration(time.Hour), RetryMaxAge: Duration(48 * time.Hour),
+		Suppress: []string{"noreports.example.net", "dmarc@example.org"}, SuppressAfter: 0, ExpireAfter: Duration(30 * 24 * time.Hour),
+		Relay: Relay{Address: "smtp.example.com:587", StartTLS: StartTLSRequired, Username: "dmarcd", PasswordFile: "/etc/dmarcd/smtp-password",
+			HeloName: "mx.example.com", Timeout: Duration(time.Minute)},
+		DKIM:         ReportDKIM{Domain: "example.com", Selector: "rsa2026", Key: "/etc/dmarcd/dkim.pem", Ed25519Selector: "ed2026", Ed25519Key: "/etc/dmarcd/dkim-ed25519.pem"},
+		Destinations: []ReportDestination{{Match: "dmarc.example.net", Format: FormatRFC7489}, {Match: "rua@example.org", Format: FormatRFC9990}},
+	}
 	c.SPF = SPF{UseUpstream: false, SelfCheck: false}
 	c.DKIM = DKIM{SelfVerify: true, MaxMessageSize: 10 * 1000 * 1000}
 	c.ARC = ARC{TrustedSealers: []string{"google.com", "lists.example.org"}}
@@ -452,13 +475,18 @@ func TestREADMEDocumentsEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	arrays := map[string]bool{} // arrays of tables, written [[name]] key
 	walkKeys(reflect.TypeFor[Config](), "", func(k string, ft reflect.Type) {
-		if ft.Kind() == reflect.Struct && !isScalar(ft) || ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && !isScalar(ft.Elem()) {
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && !isScalar(ft.Elem()) {
+			arrays[k] = true
+			return
+		}
+		if ft.Kind() == reflect.Struct && !isScalar(ft) {
 			return // a table, documented by its keys
 		}
 		row := "| `" + k + "` |"
-		if table, key, ok := strings.Cut(k, "."); ok && (table == "listener" || table == "override") {
-			row = "| `[[" + table + "]] " + key + "` |"
+		if i := strings.LastIndexByte(k, '.'); i >= 0 && arrays[k[:i]] {
+			row = "| `[[" + k[:i] + "]] " + k[i+1:] + "` |"
 		}
 		if !strings.Contains(string(readme), row) {
 			t.Errorf("README.md has no row %s", row)

@@ -374,6 +374,8 @@ func expectText(t reflect.Type) string {
 		return `an octal string such as "0027", or ""`
 	case reflect.TypeFor[Size]():
 		return `a size string such as "32MiB" or "10MB"`
+	case reflect.TypeFor[Rate]():
+		return `a rate string such as "100/1h", or "unlimited"`
 	}
 	if e, ok := enums[t]; ok {
 		return "one of " + e.choices()
@@ -392,6 +394,10 @@ var enums = map[reflect.Type]enumNames{
 	reflect.TypeFor[MissingFromAction]():  missingFromActions,
 	reflect.TypeFor[MissingDKIMAction]():  missingDKIMActions,
 	reflect.TypeFor[LogFormat]():          logFormats,
+	reflect.TypeFor[StoreDriver]():        storeDrivers,
+	reflect.TypeFor[Cadence]():            cadences,
+	reflect.TypeFor[ReportFormat]():       reportFormats,
+	reflect.TypeFor[StartTLSMode]():       startTLSModes,
 }
 
 // codec reads and writes a type from another package as a TOML string.

@@ -629,7 +629,7 @@ listener = [
 [dns]
 min_ttl = "2d"
 `,
-		line: 2, key: "dns.min_ttl", msg: `48h exceeds dns.max_ttl (24h)`,
+		line: 2, key: "dns.min_ttl", msg: `2d exceeds dns.max_ttl (24h)`,
 	},
 	{
 		name: "a relative state directory",
@@ -814,6 +814,175 @@ address = "/run/x.sock"
 socket_mode = 0660
 `,
 		line: 3, key: "listener.socket_mode", msg: `(modes are strings: write "0660", with quotes)`,
+	},
+	// [store] and [reports].
+	{
+		name: "PostgreSQL without a DSN",
+		toml: `
+[store]
+driver = "postgres"
+`,
+		line: 1, key: "store.dsn", msg: `required with driver = "postgres"`,
+	},
+	{
+		name: "a DSN with SQLite",
+		toml: `
+[store]
+dsn = "postgres://x@db/dmarcd"
+`,
+		line: 2, key: "store.dsn", msg: `applies to driver = "postgres" only`,
+	},
+	{
+		name: "an unknown store driver names the choices",
+		toml: `
+[store]
+driver = "mysql"
+`,
+		line: 2, key: "store.driver", msg: `unknown store driver "mysql" (want "sqlite" or "postgres")`,
+	},
+	{
+		name: "a queue smaller than a flush",
+		toml: `
+[store]
+flush_rows = 5000
+queue_size = 1000
+`,
+		line: 3, key: "store.queue_size", msg: `less than store.flush_rows`,
+	},
+	{
+		name: "reports enabled without an organization name",
+		toml: `
+[reports]
+enabled = true
+from_address = "dmarc@example.com"
+`,
+		line: 1, key: "reports.org_name", msg: `required when reports.enabled`,
+	},
+	{
+		name: "a floor above the ceiling",
+		toml: `
+[reports]
+interval_floor = "weekly"
+`,
+		line: 2, key: "reports.interval_floor", msg: `weekly is longer than reports.interval_ceiling (daily)`,
+	},
+	{
+		name: "never is a floor, not a ceiling",
+		toml: `
+[reports]
+interval_ceiling = "never"
+`,
+		line: 2, key: "reports.interval_ceiling", msg: `"never" is a floor only`,
+	},
+	{
+		name: "a close delay within the flush interval",
+		toml: `
+[store]
+flush_interval = "10s"
+[reports]
+close_delay = "5s"
+`,
+		line: 4, key: "reports.close_delay", msg: `must exceed store.flush_interval`,
+	},
+	{
+		name: "a rate without a window",
+		toml: `
+[reports]
+rate_global = "100"
+`,
+		line: 2, key: "reports.rate_global", msg: `invalid rate "100": want a count and a duration such as "100/1h"`,
+	},
+	{
+		name: "a rate written as a number is a type error",
+		toml: `
+[reports]
+rate_per_destination = 10
+`,
+		line: 2, key: "reports.rate_per_destination", msg: `expected a rate string such as "100/1h"`,
+	},
+	{
+		name: "data expiring before it may be reported",
+		toml: `
+[reports]
+expire_after = "2d"
+`,
+		line: 2, key: "reports.expire_after", msg: `must exceed reports.max_backlog (5d)`,
+	},
+	{
+		name: "a suppression that is neither address nor domain",
+		toml: `
+[reports]
+suppress = ["example.com", "@example.com"]
+`,
+		line: 2, key: "reports.suppress[1]", msg: `is not an address`,
+	},
+	{
+		name: "a DKIM domain that does not align with the From address",
+		toml: `
+[reports]
+from_address = "dmarc@example.com"
+[reports.dkim]
+domain = "example.net"
+selector = "s1"
+key = "/etc/dmarcd/dkim.pem"
+`,
+		line: 4, key: "reports.dkim.domain", msg: `does not align with the domain of reports.from_address`,
+	},
+	{
+		name: "a DKIM key without a selector",
+		toml: `
+[reports.dkim]
+domain = "example.com"
+key = "/etc/dmarcd/dkim.pem"
+`,
+		line: 1, key: "reports.dkim.selector", msg: `required with reports.dkim.key`,
+	},
+	{
+		name: "a relative DKIM key path",
+		toml: `
+[reports.dkim]
+domain = "example.com"
+selector = "s1"
+key = "dkim.pem"
+`,
+		line: 4, key: "reports.dkim.key", msg: `not an absolute path`,
+	},
+	{
+		name: "a relay password without a user",
+		toml: `
+[reports.relay]
+password = "secret"
+`,
+		line: 1, key: "reports.relay.username", msg: `required with a password`,
+	},
+	{
+		name: "a relay port out of range",
+		toml: `
+[reports.relay]
+address = "smtp.example.com:99999"
+`,
+		line: 2, key: "reports.relay.address", msg: `out of range`,
+	},
+	{
+		name: "an unknown format in the second destination table",
+		toml: `
+[[reports.destination]]
+match = "a.example"
+format = "rfc9990"
+
+[[reports.destination]]
+match = "b.example"
+format = "rfc9991"
+`,
+		line: 7, key: "reports.destination[1].format", msg: `unknown report format "rfc9991" (want "rfc7489" or "rfc9990")`,
+	},
+	{
+		name: "a destination table without match",
+		toml: `
+[[reports.destination]]
+format = "rfc9990"
+`,
+		line: 1, key: "reports.destination[0].match", msg: `required`,
 	},
 }
 

@@ -205,7 +205,7 @@ var odKeys = []odKey{
 	{"FailureReportsOnNone", odBool, warnOnly(failureReports)},
 	{"FailureReportsSentBy", odString, warnOnly(failureReports)},
 	{"ReportCommand", odString, warnOnly(failureReports + "; dmarcd will send them itself, without a command")},
-	{"NoReportsList", odString, warnOnly("ignored: it applies to sending reports, which this version of dmarcd does not do yet")},
+	{"NoReportsList", odString, (*odConverter).noReportsList},
 	{"TestDNSData", odString, warnOnly("ignored: it is OpenDMARC's test harness; point dns.nameservers at a test DNS server instead")},
 }
 
@@ -687,6 +687,26 @@ func (cv *odConverter) domainWhitelist(e *odEntry) {
 		}
 	}
 	cv.c.ARC.TrustedSealers = sealers
+}
+
+// noReportsList reads the file of destinations no report goes to: one
+// domain (covering its subdomains) or address a line.
+func (cv *odConverter) noReportsList(e *odEntry) {
+	var list []string
+	ok := cv.readList(e, func(file string, n int, word string) {
+		p, err := normalizeDestinationPattern(strings.TrimPrefix(word, "mailto:"))
+		if err != nil {
+			cv.failIn(e, file, n, err)
+			return
+		}
+		if !slices.Contains(list, p) {
+			list = append(list, p)
+		}
+	})
+	if ok {
+		cv.c.Reports.Suppress = list
+		cv.set(e, "reports.suppress")
+	}
 }
 
 // readList reads a data file as dmarcf_loadlist does: one entry a line,

@@ -322,7 +322,7 @@ func TestOpenDMARCWarnings(t *testing.T) {
 		{"ChangeRootDirectory is systemd's job", []string{"Socket inet:1@127.0.0.1", "ChangeRootDirectory /var/empty"}, 2, "ChangeRootDirectory", "RootDirectory="},
 		{"failure reports are not implemented yet", []string{"Socket inet:1@127.0.0.1", "FailureReports true"}, 2, "FailureReports", "does not send failure reports yet"},
 		{"failure reports turned off need no warning", []string{"Socket inet:1@127.0.0.1", "FailureReports false"}, 0, "", ""},
-		{"NoReportsList waits for report sending", []string{"Socket inet:1@127.0.0.1", "NoReportsList /etc/opendmarc/noreports"}, 2, "NoReportsList", "does not do yet"},
+		{"NoReportsList is read without a warning", []string{"Socket inet:1@127.0.0.1", "NoReportsList /etc/opendmarc/noreports"}, 0, "", ""},
 		{"TestDNSData is for OpenDMARC's tests", []string{"Socket inet:1@127.0.0.1", "TestDNSData /tmp/dns"}, 2, "TestDNSData", "dns.nameservers"},
 		{"DomainWhitelistSize needs no limit", []string{"Socket inet:1@127.0.0.1", "DomainWhitelistSize 10"}, 2, "DomainWhitelistSize", "no fixed capacity"},
 		{"IgnoreMailTo passes mail unevaluated", []string{"Socket inet:1@127.0.0.1", "IgnoreMailTo dmarc@example.com"}, 2, "IgnoreMailTo", "without evaluating them"},
@@ -355,6 +355,32 @@ func TestOpenDMARCWarnings(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestNoReportsListBecomesTheSuppressionList(t *testing.T) {
+	c, _, err := parseOD("Socket inet:1@127.0.0.1", "NoReportsList /etc/opendmarc/noreports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"noreports.example.net", "dmarc@example.org", "rua@noreports.example.net"}
+	if !slices.Equal(c.Reports.Suppress, want) {
+		t.Errorf("reports.suppress = %q, want %q", c.Reports.Suppress, want)
+	}
+	if c.Reports.Enabled {
+		t.Error("an opendmarc.conf turned reports on: OpenDMARC never sent them itself")
+	}
+	t.Run("a bad entry is an error at its line", func(t *testing.T) {
+		_, _, err := parseOD("Socket inet:1@127.0.0.1", "NoReportsList /etc/opendmarc/bad.noreports")
+		var es Errors
+		if !errors.As(err, &es) || es[0].File != "/etc/opendmarc/bad.noreports" || es[0].Key != "NoReportsList" {
+			t.Errorf("got %v", err)
+		}
+	})
+	t.Run("a missing file is an error", func(t *testing.T) {
+		if _, _, err := parseOD("Socket inet:1@127.0.0.1", "NoReportsList /etc/opendmarc/missing"); err == nil || !strings.Contains(err.Error(), "cannot read") {
+			t.Errorf("got %v", err)
+		}
+	})
 }
 
 func TestIgnoreHostsWarnsAboutNamesAtTheirLines(t *testing.T) {
@@ -439,6 +465,8 @@ func TestEveryOpenDMARCKeyIsHandled(t *testing.T) {
 			value = "/etc/opendmarc/ignore.hosts"
 		case "DomainWhitelistFile":
 			value = "/etc/opendmarc/sealers.txt"
+		case "NoReportsList":
+			value = "/etc/opendmarc/noreports"
 		case "BaseDirectory":
 			value = "/etc/opendmarc"
 		}

@@ -19,8 +19,12 @@ type Duration time.Duration
 func (d Duration) Duration() time.Duration { return time.Duration(d) }
 
 // String returns d in the shortest form ParseDuration reads back: "10m"
-// rather than time.Duration's "10m0s".
+// rather than time.Duration's "10m0s", and whole days from two days up
+// as days ("90d" rather than "2160h").
 func (d Duration) String() string {
+	if day := Duration(24 * time.Hour); d >= 2*day && d%day == 0 {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
 	s := time.Duration(d).String()
 	if strings.HasSuffix(s, "m0s") {
 		s = s[:len(s)-2]

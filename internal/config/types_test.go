@@ -20,6 +20,8 @@ func TestParseDuration(t *testing.T) {
 		{"90m", 90 * time.Minute, "1h30m"},
 		{"1d", 24 * time.Hour, "24h"},
 		{"2d12h", 60 * time.Hour, "60h"},
+		{"48h", 48 * time.Hour, "2d"},
+		{"90d", 90 * 24 * time.Hour, "90d"},
 		{"1.5s", 1500 * time.Millisecond, "1.5s"},
 		{"500ms", 500 * time.Millisecond, "500ms"},
 		{"0", 0, "0s"},
@@ -84,6 +86,10 @@ func TestEnumsRoundTrip(t *testing.T) {
 		"missing_from action":        func() textValue { return new(MissingFromAction) },
 		"missing_dkim_result action": func() textValue { return new(MissingDKIMAction) },
 		"log format":                 func() textValue { return new(LogFormat) },
+		"store driver":               func() textValue { return new(StoreDriver) },
+		"report interval":            func() textValue { return new(Cadence) },
+		"report format":              func() textValue { return new(ReportFormat) },
+		"starttls mode":              func() textValue { return new(StartTLSMode) },
 	}
 	for typ, names := range enums {
 		mk, ok := newValue[names.what]
@@ -219,5 +225,41 @@ func TestUmask(t *testing.T) {
 	}
 	if m, set := MakeUmask(0o1027).Mask(); !set || m != 0o027 {
 		t.Errorf("MakeUmask keeps %o, %v", m, set)
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Rate
+		text string
+	}{
+		{"100/1h", Rate{N: 100, Per: Duration(time.Hour)}, "100/1h"},
+		{"10/1m", Rate{N: 10, Per: Duration(time.Minute)}, "10/1m"},
+		{"2000/1d", Rate{N: 2000, Per: Duration(24 * time.Hour)}, "2000/24h"},
+		{"5/2d", Rate{N: 5, Per: Duration(48 * time.Hour)}, "5/2d"},
+		{"unlimited", Rate{}, "unlimited"},
+		{"0/1h", Rate{}, "unlimited"},
+	} {
+		r, err := ParseRate(tc.in)
+		if err != nil || r != tc.want || r.String() != tc.text {
+			t.Errorf("ParseRate(%q) = %+v (%q), %v; want %+v (%q)", tc.in, r, r.String(), err, tc.want, tc.text)
+		}
+		if back, err := ParseRate(r.String()); err != nil || back != r {
+			t.Errorf("%q does not read back: %+v, %v", r.String(), back, err)
+		}
+	}
+	for _, bad := range []string{"", "100", "x/1h", "10/0s", "10/-1h", "-1/1h", "10/1", "10 /1h", "none"} {
+		if r, err := ParseRate(bad); err == nil {
+			t.Errorf("ParseRate(%q) = %+v", bad, r)
+		}
+	}
+}
+
+func TestCadenceDurations(t *testing.T) {
+	for c, want := range map[Cadence]time.Duration{IntervalHourly: time.Hour, IntervalDaily: 24 * time.Hour, IntervalWeekly: 7 * 24 * time.Hour, IntervalNever: 0} {
+		if got := c.Duration(); got != want {
+			t.Errorf("%s: %v, want %v", c, got, want)
+		}
 	}
 }

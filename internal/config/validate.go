@@ -34,7 +34,8 @@ const (
 // path and no line (Parse adds the lines). It also puts c in canonical
 // form: domain lists (ignore.from_domains, ignore.mail_from_domains,
 // override domains) become A-labels in lower case without a trailing dot,
-// and ignore.recipients lower case.
+// and ignore.recipients lower case, as do the report destinations
+// (reports.suppress, reports.destination match) and report domains.
 func (c *Config) Validate() error {
 	v := &validator{}
 	v.top(c)
@@ -47,6 +48,8 @@ func (c *Config) Validate() error {
 	v.overrides(c.Overrides)
 	v.dns(&c.DNS, c.Milter.DNSBudget)
 	v.log(&c.Log)
+	v.store(&c.Store, c.StateDir)
+	v.reports(&c.Reports, &c.Store)
 	return v.errs.err()
 }
 

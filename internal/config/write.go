@@ -136,8 +136,9 @@ func writeTable(b *bytes.Buffer, path, generic string, v reflect.Value, document
 
 // examples are written, commented out, for arrays of tables left empty.
 var examples = map[string]any{
-	"listener": DefaultListener(),
-	"override": Override{Domain: "example.com", Policy: dmarc.PolicyNone, Comment: "partner mailing list"},
+	"listener":            DefaultListener(),
+	"override":            Override{Domain: "example.com", Policy: dmarc.PolicyNone, Comment: "partner mailing list"},
+	"reports.destination": ReportDestination{Match: "dmarc.example.net", Format: FormatRFC9990},
 }
 
 // literal returns the TOML text of the value of a key.
@@ -563,5 +564,164 @@ var docs = map[string]doc{
 	"log.syslog_facility": {
 		text:      `The syslog facility: "mail", "daemon", "local0" to "local7", or another name of syslog.conf(5).`,
 		opendmarc: "SyslogFacility",
+	},
+	"store": {
+		text: `where aggregate report data is kept. Every evaluated message with a DMARC record becomes a row, rolled up per hour and record; writes are batched off the SMTP path (group commit). A crash (kill -9, power loss with PostgreSQL) loses at most the rows of the last flush_interval or flush_rows, whichever is fewer, plus those arriving during one write; a stop with SIGTERM loses none.`,
+	},
+	"store.driver": {
+		text: `"sqlite", an embedded database file under state_dir, nothing to install; or "postgres", which several dmarcd nodes can share: exactly one of them then sends the reports.`,
+	},
+	"store.path": {
+		text: `With driver = "sqlite": the database file; "" is dmarcd.db in state_dir.`,
+	},
+	"store.dsn": {
+		text: `With driver = "postgres": the connection string, a URL ("postgres://dmarcd:secret@db.example.com/dmarcd?sslmode=verify-full") or key=value pairs as libpq takes them. Connect directly or through a pooler in session mode (the sender lease is a session advisory lock).`,
+	},
+	"store.dsn_file": {
+		text: `With driver = "postgres": a file holding the connection string, to keep its password out of this file (mode 0600). Give dsn or dsn_file.`,
+	},
+	"store.flush_interval": {
+		text: `The longest a row waits in memory before it is written; with flush_rows, what a crash of dmarcd can lose.`,
+	},
+	"store.flush_rows": {
+		text: `A write starts as soon as this many rows wait.`,
+	},
+	"store.queue_size": {
+		text: `How many rows may wait to be written. When the database is down or too slow and the queue is full, further rows are dropped (and counted in the log) rather than delay the MTA: reports then under-count.`,
+	},
+
+	"reports": {
+		text: `the aggregate reports dmarcd sends (RFC 7489 §7.2, RFC 9990) to the rua destinations of the domains whose mail it evaluated: built from the store, DKIM-signed, handed to an SMTP relay.`,
+	},
+	"reports.enabled": {
+		text:      `Send aggregate reports. Off by default: an MTA must not start mailing the world until its administrator decides it should. Data is collected (and expired) either way; "dmarcd reports list" and "dmarcd reports preview" show it.`,
+		opendmarc: "none: OpenDMARC writes HistoryFile, and the opendmarc-import and opendmarc-reports scripts send",
+	},
+	"reports.org_name": {
+		text:      `Who reports: report_metadata's org_name, also part of every report ID. Required when enabled.`,
+		opendmarc: "opendmarc-reports --report-org",
+	},
+	"reports.from_name": {
+		text: `The display name of the reports' From field.`,
+	},
+	"reports.from_address": {
+		text:      `The From address of the reports, also their envelope sender (bounces come back to it). Its domain should align with dkim.domain and have SPF for the relay, so that reports pass DMARC as RFC 7489 §7.2.1.1 requires. Required when enabled.`,
+		opendmarc: "opendmarc-reports --report-email",
+	},
+	"reports.contact_email": {
+		text: `report_metadata's email, where report receivers write to; "" is from_address.`,
+	},
+	"reports.contact_info": {
+		text: `report_metadata's extra_contact_info: a URL or text for questions about the reports; "" writes none.`,
+	},
+	"reports.submitter": {
+		text: `The reporting domain in the Subject ("Report Domain: X Submitter: Y Report-ID: <Z>") and the attachment's file name; "" is the domain of from_address.`,
+	},
+	"reports.interval_floor": {
+		text: `The shortest report period: "hourly", "daily" or "weekly". A domain evaluated under RFC 7489 gets the period its record's ri asks for, rounded down to 1, 2, 3, 4, 6, 8 or 12 hours, a day or a week, and raised to this floor; RFC 9989 removed ri, and its domains get a day. Periods begin on UTC boundaries. "never" sends no reports at all.`,
+	},
+	"reports.interval_ceiling": {
+		text: `The longest report period: "hourly", "daily" or "weekly". RFC 7489 asks for reports "separated by no more than" ri, so a daily ceiling serves a weekly ri too.`,
+	},
+	"reports.close_delay": {
+		text: `How long after a period ends its report is made: time for the rows still queued on every node to reach the store. It must exceed store.flush_interval. Rows arriving later are kept but never reported.`,
+	},
+	"reports.max_backlog": {
+		text: `After an outage (or when reports are first enabled), periods that ended longer ago than this are recorded as skipped instead of being mailed late; the more recent ones are all sent, oldest first.`,
+	},
+	"reports.format": {
+		text: `The XML format: "rfc7489" (Appendix C, what every report consumer reads) or "rfc9990" (namespace urn:ietf:params:xml:ns:dmarc-2.0). [[reports.destination]] picks another format for some destinations.`,
+	},
+	"reports.max_size": {
+		text: `The largest report sent, measured after gzip and base64 as rua "!size" limits are. A destination's own !size limit (RFC 7489) applies too; a report over either is not sent there, and when no destination can take it, RFC 7489 destinations get the short error report of §7.2.2.`,
+	},
+	"reports.spread": {
+		text: `The window over which one period's reports leave: each waits a fixed offset within it (a hash of domain and period, at most the period's length), so that a day's reports do not all leave at midnight. Big mailbox providers block bursts. "0s" sends at once.`,
+	},
+	"reports.rate_per_destination": {
+		text: `At most this many deliveries to one destination domain in any window of the given length: "100/1h", "10/1m", "2000/1d", or "unlimited". Deliveries held back wait for the next window.`,
+	},
+	"reports.rate_global": {
+		text: `At most this many deliveries in all in any window of the given length, or "unlimited".`,
+	},
+	"reports.concurrency": {
+		text: `The most report deliveries in progress at once, and the most _report._dmarc destination checks.`,
+	},
+	"reports.retry_backoff": {
+		text: `The wait after a delivery fails temporarily; it doubles at each further failure, up to retry_backoff_max.`,
+	},
+	"reports.retry_backoff_max": {
+		text: `The longest wait between two attempts at a delivery.`,
+	},
+	"reports.retry_max_age": {
+		text: `How long a destination that keeps deferring (4xx) is retried before its delivery is given up. Failures of the relay itself (connection, TLS, authentication) are retried without end: a report stays pending until delivered.`,
+	},
+	"reports.suppress": {
+		text:      `Destinations that never get reports: addresses ("dmarc@example.com") or domains ("example.com", covering its subdomains). Kept in the store's suppression list, beside the destinations added after repeated permanent failures.`,
+		opendmarc: "NoReportsList (the file is read: one entry a line)",
+	},
+	"reports.suppress_after": {
+		text: `A destination that refuses reports permanently this many times in a row is added to the suppression list; 0 never adds one.`,
+	},
+	"reports.expire_after": {
+		text:      `How long report data (hourly counts, sent reports) is kept; reports still pending are kept until delivered. "0s" keeps everything.`,
+		opendmarc: "opendmarc-expire --expire",
+	},
+
+	"reports.relay": {
+		text: `the SMTP server report mail is handed to. The default, the local MTA on localhost:25, connects from 127.0.0.1, which ignore.hosts lists: dmarcd does not evaluate, and so never reports on, its own report mail.`,
+	},
+	"reports.relay.address": {
+		text: `host:port of the relay; a missing port is 25.`,
+	},
+	"reports.relay.starttls": {
+		text: `"opportunistic" uses STARTTLS when offered, without checking the certificate; "required" insists on it with a certificate valid for the host; "none" never uses TLS.`,
+	},
+	"reports.relay.username": {
+		text: `The user name for SMTP AUTH (PLAIN or LOGIN); "" does not authenticate. Credentials go only over TLS or to a relay on a loopback address.`,
+	},
+	"reports.relay.password": {
+		text: `The SMTP AUTH password; better in password_file.`,
+	},
+	"reports.relay.password_file": {
+		text: `A file holding the SMTP AUTH password (its first line).`,
+	},
+	"reports.relay.helo_name": {
+		text: `The name given in EHLO; "" is the host name.`,
+	},
+	"reports.relay.timeout": {
+		text: `How long each step of an SMTP session may take.`,
+	},
+
+	"reports.dkim": {
+		text: `the DKIM signature of report mail (RFC 6376), which lets reports pass DMARC aligned with from_address. Leave domain empty to send unsigned (when the relay signs).`,
+	},
+	"reports.dkim.domain": {
+		text: `The signing domain (d=). It must align with the domain of from_address.`,
+	},
+	"reports.dkim.selector": {
+		text: `The selector of the RSA key, published at <selector>._domainkey.<domain>.`,
+	},
+	"reports.dkim.key": {
+		text: `The RSA private key, a PEM file (PKCS#1 or PKCS#8, as opendkim-genkey or openssl genrsa writes), 2048 bits or more; readable by dmarcd only.`,
+	},
+	"reports.dkim.ed25519_selector": {
+		text: `The selector of an Ed25519 key (RFC 8463), for a second signature; "" signs with RSA only.`,
+	},
+	"reports.dkim.ed25519_key": {
+		text: `The Ed25519 private key, a PKCS#8 PEM file (openssl genpkey -algorithm ed25519).`,
+	},
+
+	"reports.destination": {
+		text: `the report format for some destinations. Repeat the table for more; the first that matches wins.`,
+		def:  "none",
+	},
+	"reports.destination.match": {
+		text: `An address, or a domain covering its subdomains.`,
+		def:  "none, required",
+	},
+	"reports.destination.format": {
+		text: `"rfc7489" or "rfc9990".`,
+		def:  `"rfc7489"`,
 	},
 }
