@@ -5,6 +5,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/dmarcd/dmarcd/dmarc"
 	"github.com/dmarcd/dmarcd/internal/config"
@@ -42,8 +44,15 @@ type Options struct {
 	// Ready, when not nil, is called once every listener is open, with
 	// their addresses (tests use it to learn the ports).
 	Ready func(addrs []net.Addr)
-	// Sink receives the aggregate rows; nil keeps them in memory.
+	// Sink, when not nil, also receives every aggregate row, besides the
+	// report store (tests read the rows from it).
 	Sink report.Sink
+	// Now is the report scheduler's clock; nil means time.Now. Tests move
+	// it forward so that report periods close without waiting a day.
+	Now func() time.Time
+	// ReportPoll is how often the report scheduler looks for work; zero
+	// means a minute.
+	ReportPoll time.Duration
 }
 
 // Load reads the configuration named by opts, either format, and applies
@@ -118,13 +127,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	sink, closeSinks, err := sinks(cfg, opts, log)
+	history, closeHistory, err := openHistory(cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeSinks()
-	srv := milter.New(mcfg, d, sink, log)
-	warnTrust(log, mcfg)
+	defer closeHistory()
 
 	listeners, err := openListeners(cfg)
 	if err != nil {
@@ -137,11 +144,47 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		defer os.Remove(cfg.PIDFile)
 	}
-	// Give up root once everything that needs it is open.
-	if err := switchUser(cfg); err != nil {
+	// Files that only root may read are read before root is given up; the
+	// store is opened after, so that its files belong to the user dmarcd
+	// runs as.
+	sec, err := readSecrets(cfg, log)
+	if err == nil {
+		err = giveStateDir(cfg)
+	}
+	if err == nil {
+		err = switchUser(cfg)
+	}
+	if err != nil {
 		closeAll(listeners)
 		return err
 	}
+	rep, err := openReporting(cfg, sec, d.Evaluator, resolver, opts, log)
+	if err != nil {
+		closeAll(listeners)
+		return err
+	}
+	sinks := fanout{rep.writer}
+	if opts.Sink != nil {
+		sinks = append(sinks, opts.Sink)
+	}
+	if history != nil {
+		sinks = append(sinks, history)
+	}
+	srv := milter.New(mcfg, d, sinks, log)
+	warnTrust(log, mcfg)
+	// shutdown drains the milter, then writes the rows still queued (a
+	// SIGTERM loses none) and closes the store.
+	shutdown := func(why string) error {
+		err := stop(srv, cfg, log, why)
+		ctx, cancel := context.WithTimeout(context.Background(), flushTimeout(cfg))
+		defer cancel()
+		if cerr := rep.close(ctx); cerr != nil {
+			log.Error("closing the report store", "error", cerr)
+			err = errors.Join(err, cerr)
+		}
+		return err
+	}
+
 	errs := make(chan error, len(listeners))
 	var addrs []net.Addr
 	for i, ln := range listeners {
@@ -159,40 +202,46 @@ func Run(ctx context.Context, opts Options) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return stop(srv, cfg, log, "context ended")
+			return shutdown("context ended")
 		case err := <-errs:
-			_ = stop(srv, cfg, log, "listener failed")
+			_ = shutdown("listener failed")
 			return fmt.Errorf("serve: %w", err)
 		case sig := <-signals:
 			if sig != syscall.SIGHUP {
-				return stop(srv, cfg, log, sig.String())
+				return shutdown(sig.String())
 			}
-			cfg = reload(opts, cfg, srv, resolver, log)
+			cfg = reload(opts, cfg, srv, rep, resolver, log)
 		}
 	}
 }
 
-// reload re-reads the configuration. A bad file leaves the running one in
-// place; listener, DNS, history and user changes need a restart and say so.
-func reload(opts Options, old *config.Config, srv *milter.Server, resolver *dnscache.Resolver, log *slog.Logger) *config.Config {
+// reload re-reads the configuration. A bad file (or an unreadable DKIM key)
+// leaves the running one in place; listener, DNS, history, user, log and
+// store changes need a restart and say so.
+func reload(opts Options, old *config.Config, srv *milter.Server, rep *reporting, resolver *dnscache.Resolver, log *slog.Logger) *config.Config {
 	_ = notify("RELOADING=1")
 	defer notify("READY=1")
 	cfg, warnings, err := Load(opts)
+	var mcfg *milter.Config
+	var d milter.Deps
 	if err == nil {
-		var mcfg *milter.Config
-		var d milter.Deps
-		if mcfg, err = milterConfig(cfg); err == nil {
-			if d, err = deps(cfg, resolver); err == nil {
-				srv.Reload(mcfg, d)
-				logWarnings(log, warnings)
-				warnTrust(log, mcfg)
-			}
-		}
+		mcfg, err = milterConfig(cfg)
+	}
+	if err == nil {
+		d, err = deps(cfg, resolver)
+	}
+	if err == nil {
+		// The report configuration goes first: it reads key files, which
+		// may fail, and then nothing must have changed.
+		err = rep.reload(old, cfg, d.Evaluator)
 	}
 	if err != nil {
 		log.Error("reload failed; keeping the running configuration", "error", err)
 		return old
 	}
+	srv.Reload(mcfg, d)
+	logWarnings(log, warnings)
+	warnTrust(log, mcfg)
 	if fmt.Sprint(cfg.Listeners, cfg.DNS, cfg.HistoryFile, cfg.User, cfg.Log) != fmt.Sprint(old.Listeners, old.DNS, old.HistoryFile, old.User, old.Log) {
 		log.Warn("listener, DNS, history file, user and log changes take effect at the next restart")
 	}

@@ -33,10 +33,12 @@ var zone = []string{
 
 // stack is dmarcd in front of a real Postfix, both on this machine.
 type stack struct {
-	dns  *dnstest.Server
-	pf   *postfixtest.Postfix
-	sink *report.MemorySink
-	logs *lockedBuffer
+	dns   *dnstest.Server
+	pf    *postfixtest.Postfix
+	sink  *report.MemorySink
+	logs  *lockedBuffer
+	conf  string // the configuration file
+	state string // the state directory
 }
 
 type lockedBuffer struct {
@@ -68,6 +70,13 @@ func startStack(t *testing.T, extraTOML string) *stack {
 // pfOpts.Milter, which may name milters to run before it.
 func startStackWith(t *testing.T, extraTOML string, pfOpts postfixtest.Options) *stack {
 	t.Helper()
+	return startStackOpts(t, extraTOML, pfOpts, nil)
+}
+
+// startStackOpts is startStackWith with daemon options changed by opts
+// (nil changes nothing).
+func startStackOpts(t *testing.T, extraTOML string, pfOpts postfixtest.Options, opts func(*Options)) *stack {
+	t.Helper()
 	dns := dnstest.Start(t, zone...)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "dmarcd.toml")
@@ -88,14 +97,15 @@ format = "json"
 	if err := os.WriteFile(conf, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{dns: dns, sink: &report.MemorySink{}, logs: &lockedBuffer{}}
+	s := &stack{dns: dns, sink: &report.MemorySink{}, logs: &lockedBuffer{}, conf: conf, state: filepath.Join(dir, "state")}
 	ready := make(chan net.Addr, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{ConfigPath: conf, Stderr: s.logs, Sink: s.sink,
-			Ready: func(a []net.Addr) { ready <- a[0] }})
-	}()
+	o := Options{ConfigPath: conf, Stderr: s.logs, Sink: s.sink, Ready: func(a []net.Addr) { ready <- a[0] }}
+	if opts != nil {
+		opts(&o)
+	}
+	go func() { done <- Run(ctx, o) }()
 	var addr net.Addr
 	select {
 	case addr = <-ready:

@@ -12,16 +12,12 @@ import (
 	"github.com/dmarcd/dmarcd/report"
 )
 
-// sinks builds where rows go: the report store (in memory until the store
-// lands, or opts.Sink), and OpenDMARC's history file when configured. The
-// returned function flushes and closes them.
-func sinks(cfg *config.Config, opts Options, log *slog.Logger) (report.Sink, func(), error) {
-	var main report.Sink = &report.MemorySink{}
-	if opts.Sink != nil {
-		main = opts.Sink
-	}
+// openHistory opens OpenDMARC's history file when one is configured, as
+// a sink beside the report store's Writer (nil when none is). The
+// returned function writes what is queued and closes the file.
+func openHistory(cfg *config.Config, log *slog.Logger) (report.Sink, func(), error) {
 	if cfg.HistoryFile == "" {
-		return main, func() {}, nil
+		return nil, func() {}, nil
 	}
 	w, err := history.Open(cfg.HistoryFile)
 	if err != nil {
@@ -32,7 +28,7 @@ func sinks(cfg *config.Config, opts Options, log *slog.Logger) (report.Sink, fun
 		reporter, _ = os.Hostname()
 	}
 	h := newHistorySink(w, reporter, cfg.RecordAllMessages, log)
-	return fanout{main, h}, h.close, nil
+	return h, h.close, nil
 }
 
 // fanout hands every row to several sinks.
