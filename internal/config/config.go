@@ -128,6 +128,10 @@ type Config struct {
 
 	// Reports configures the aggregate reports dmarcd sends.
 	Reports Reports `toml:"reports"`
+
+	// Received configures what is done with the DMARC reports other
+	// receivers send about our users' domains.
+	Received Received `toml:"received"`
 }
 
 // Listener is one milter socket, a [[listener]] table.
@@ -410,9 +414,10 @@ func Default() *Config {
 			MaxTTL:         Duration(24 * time.Hour),
 			NegativeMaxTTL: Duration(time.Hour),
 		},
-		Log:     Log{Level: slog.LevelInfo, Format: LogText, SyslogFacility: "mail"},
-		Store:   defaultStore(),
-		Reports: defaultReports(),
+		Log:      Log{Level: slog.LevelInfo, Format: LogText, SyslogFacility: "mail"},
+		Store:    defaultStore(),
+		Reports:  defaultReports(),
+		Received: DefaultReceived(),
 	}
 }
 

@@ -50,6 +50,7 @@ func (c *Config) Validate() error {
 	v.log(&c.Log)
 	v.store(&c.Store, c.StateDir)
 	v.reports(&c.Reports, &c.Store)
+	v.received(&c.Received)
 	return v.errs.err()
 }
 

@@ -49,8 +49,30 @@
 //	destinations   destination PK, permanent_failures in a row, last failure and success
 //	suppressions   pattern PK, reason, auto, created_at
 //
-// Times are Unix seconds. Reports that others send us (to be ingested
-// later) will get tables of their own, received_*, in a later migration.
+// and, for the reports other receivers send us (version 4, see Received):
+//
+//	received_reports   id, key_hash UNIQUE (SHA-256 of org and report_id), reporter, org, email,
+//	                   report_id, policy_domain, begin_at, end_at, day, policy (JSON), p, format,
+//	                   version, generator, errors, warnings, records, messages, compliant, source,
+//	                   imported_at; index (policy_domain, day)
+//	received_records   (report, seq) PK, policy_domain, day, source_ip, count, disposition, dkim,
+//	                   spf, reasons, header_from, envelope_from, envelope_to, auth_dkim, auth_spf
+//	                   (JSON), and 0/1 flags compliant, dkim_aligned, spf_aligned, dkim_pass,
+//	                   spf_pass, authenticated; index (policy_domain, day)
+//	received_failures  id, key_hash UNIQUE, reported_domain, day, the ARF fields, the reported
+//	                   message's capped header section, source, imported_at
+//
+// Times are Unix seconds; a day is the Unix second its UTC day starts at.
+//
+// # Received reports
+//
+// Received (implemented by *DB) keeps the aggregate and failure reports
+// that report/received imports: each report in one transaction with all
+// its records, once per key (ON CONFLICT DO NOTHING on key_hash, so two
+// importers racing store it once), and answers the summaries' queries
+// with sums over received_records per domain, day, source IP or reporter.
+// An aggregate report counts on the UTC day holding the middle of its
+// date range. Expire does not touch these tables.
 //
 // # Reports are idempotent
 //

@@ -38,3 +38,10 @@ func (db *DB) DeleteReport(ctx context.Context, id string) error {
 		return nil
 	})
 }
+
+// FailReceivedInserts makes AddReceived fail with err after writing the
+// report's row and before its records, until the test ends.
+func FailReceivedInserts(t interface{ Cleanup(func()) }, err error) {
+	receivedHook = func() error { return err }
+	t.Cleanup(func() { receivedHook = nil })
+}

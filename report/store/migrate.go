@@ -17,9 +17,8 @@ type migration struct {
 }
 
 // migrations is the schema's history. Times are Unix seconds (policy_seen
-// nanoseconds), hours are the Unix second their UTC hour starts at, lists
-// are JSON arrays. Tables about the reports that others send us (ingestion
-// of received reports) will come as a later migration, named received_*.
+// nanoseconds), hours are the Unix second their UTC hour starts at, days
+// the Unix second their UTC day starts at, lists are JSON arrays.
 var migrations = []migration{
 	{1, "hourly roll-up of aggregate rows", []string{
 		// A record key, shared by all the hours it was seen in; last_hour
@@ -122,6 +121,113 @@ var migrations = []migration{
 			auto {int} NOT NULL,
 			created_at {int} NOT NULL
 		)`,
+	}},
+	{4, "reports received from others", []string{
+		// One aggregate report someone sent us. key_hash is the SHA-256
+		// of the caller's idempotence key (reporting organisation and
+		// report_id): a report imported twice is stored once. day is
+		// the UTC day holding the middle of the report's date range,
+		// the day its messages count on. reporter is what reports
+		// group by: org_name in lower case, or the email without one.
+		`CREATE TABLE received_reports (
+			id {id},
+			key_hash {blob} NOT NULL UNIQUE,
+			reporter TEXT NOT NULL,
+			org TEXT NOT NULL,
+			email TEXT NOT NULL,
+			extra_contact TEXT NOT NULL,
+			report_id TEXT NOT NULL,
+			policy_domain TEXT NOT NULL,
+			begin_at {int} NOT NULL,
+			end_at {int} NOT NULL,
+			day {int} NOT NULL,
+			policy TEXT NOT NULL,
+			p TEXT NOT NULL,
+			format TEXT NOT NULL,
+			version TEXT NOT NULL,
+			generator TEXT NOT NULL,
+			errors TEXT NOT NULL,
+			warnings TEXT NOT NULL,
+			records {int} NOT NULL,
+			messages {int} NOT NULL,
+			compliant {int} NOT NULL,
+			source TEXT NOT NULL,
+			imported_at {int} NOT NULL
+		)`,
+		`CREATE INDEX received_reports_domain_day ON received_reports (policy_domain, day)`,
+		// Its records, in document order, with the report's domain and
+		// day repeated so that summaries read this table alone. The
+		// flags (0 or 1) are computed once at insert, as ReceivedCounts
+		// defines them.
+		`CREATE TABLE received_records (
+			report {int} NOT NULL REFERENCES received_reports (id),
+			seq {int} NOT NULL,
+			policy_domain TEXT NOT NULL,
+			day {int} NOT NULL,
+			source_ip TEXT NOT NULL,
+			count {int} NOT NULL,
+			disposition TEXT NOT NULL,
+			dkim TEXT NOT NULL,
+			spf TEXT NOT NULL,
+			reasons TEXT NOT NULL,
+			header_from TEXT NOT NULL,
+			envelope_from TEXT NOT NULL,
+			envelope_to TEXT NOT NULL,
+			auth_dkim TEXT NOT NULL,
+			auth_spf TEXT NOT NULL,
+			compliant {int} NOT NULL,
+			dkim_aligned {int} NOT NULL,
+			spf_aligned {int} NOT NULL,
+			dkim_pass {int} NOT NULL,
+			spf_pass {int} NOT NULL,
+			authenticated {int} NOT NULL,
+			PRIMARY KEY (report, seq)
+		){norowid}`,
+		`CREATE INDEX received_records_domain_day ON received_records (policy_domain, day)`,
+		// One failure report (RFC 6591 ARF). Lists and the ARF fields are
+		// JSON; headers is the reported message's header section, capped
+		// by the parser. day is the UTC day of Arrival-Date, else of the
+		// report's Date, else of the import.
+		`CREATE TABLE received_failures (
+			id {id},
+			key_hash {blob} NOT NULL UNIQUE,
+			reported_domain TEXT NOT NULL,
+			day {int} NOT NULL,
+			source_ip TEXT NOT NULL,
+			feedback_type TEXT NOT NULL,
+			version TEXT NOT NULL,
+			user_agent TEXT NOT NULL,
+			auth_failure TEXT NOT NULL,
+			delivery_result TEXT NOT NULL,
+			identity_alignment TEXT NOT NULL,
+			incidents {int} NOT NULL,
+			arrival_at {int},
+			original_mail_from TEXT NOT NULL,
+			original_rcpt_to TEXT NOT NULL,
+			original_envelope_id TEXT NOT NULL,
+			original_from TEXT NOT NULL,
+			original_subject TEXT NOT NULL,
+			original_message_id TEXT NOT NULL,
+			dkim_domain TEXT NOT NULL,
+			dkim_identity TEXT NOT NULL,
+			dkim_selector TEXT NOT NULL,
+			spf_dns TEXT NOT NULL,
+			auth_results TEXT NOT NULL,
+			reported_uri TEXT NOT NULL,
+			reporter TEXT NOT NULL,
+			reporter_name TEXT NOT NULL,
+			reporting_mta TEXT NOT NULL,
+			report_message_id TEXT NOT NULL,
+			report_subject TEXT NOT NULL,
+			report_date {int},
+			headers TEXT NOT NULL,
+			headers_truncated {int} NOT NULL,
+			fields TEXT NOT NULL,
+			warnings TEXT NOT NULL,
+			source TEXT NOT NULL,
+			imported_at {int} NOT NULL
+		)`,
+		`CREATE INDEX received_failures_domain_day ON received_failures (reported_domain, day)`,
 	}},
 }
 

@@ -40,6 +40,58 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+func TestReceivedConformance(t *testing.T) {
+	for _, d := range drivers {
+		t.Run(d.name, func(t *testing.T) {
+			d.need(t)
+			storetest.RunReceived(t, func(t testing.TB, opts store.Options) store.Received { return d.open(t, opts) })
+		})
+	}
+}
+
+// TestReceivedInsertFailingHalfwayLeavesNothing fails the transaction of a
+// report after its row is written: neither the row nor any record stays,
+// and the same report can be added afterwards.
+func TestReceivedInsertFailingHalfwayLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	for _, d := range drivers {
+		t.Run(d.name, func(t *testing.T) {
+			d.need(t)
+			db := d.open(t, store.Options{})
+			r := storetest.Received("google.com", "1", "example.com", storetest.T0,
+				storetest.Rec("192.0.2.1", 1, "pass", "pass"), storetest.Rec("192.0.2.2", 2, "pass", "pass"))
+			boom := errors.New("boom")
+			func() {
+				sub := &cleanups{}
+				defer sub.run()
+				store.FailReceivedInserts(sub, boom)
+				if _, _, err := db.AddReceived(ctx, r); !errors.Is(err, boom) {
+					t.Fatalf("AddReceived = %v, want boom", err)
+				}
+			}()
+			if n := storetest.Totals(t, db); n != (store.ReceivedTotals{}) {
+				t.Fatalf("after a failed insert: %+v, want nothing", n)
+			}
+			if _, added, err := db.AddReceived(ctx, r); err != nil || !added {
+				t.Fatalf("AddReceived after the failure = %v, %v", added, err)
+			}
+			if n := storetest.Totals(t, db); n != (store.ReceivedTotals{Reports: 1, Records: 2}) {
+				t.Errorf("totals %+v", n)
+			}
+		})
+	}
+}
+
+// cleanups runs functions registered with Cleanup when run is called.
+type cleanups struct{ fns []func() }
+
+func (c *cleanups) Cleanup(f func()) { c.fns = append(c.fns, f) }
+func (c *cleanups) run() {
+	for i := len(c.fns) - 1; i >= 0; i-- {
+		c.fns[i]()
+	}
+}
+
 // openSQLite opens a new SQLite store in a temporary directory.
 func openSQLite(t testing.TB, opts store.Options) *store.DB {
 	t.Helper()
