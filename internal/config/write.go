@@ -298,12 +298,12 @@ type doc struct {
 // docs documents every key and table by generic path. TestDocsCoverConfig
 // checks it against Config.
 var docs = map[string]doc{
-	"received": {text: `the DMARC reports other receivers send about your domains: "dmarcd import" stores them in the [store]; "dmarcd summary" and the dashboard summarise them. Source IPs get their PTR names when a summary is made, never during an import.`},
-	"received.resolve_names": {text: `Look up the PTR names of the source IPs that summaries and the dashboard show, through the [dns] resolver and its cache ("dmarcd summary -no-names" skips them once).`},
-	"received.name_timeout": {text: `How long one PTR lookup may take, at most 30s: a summary never waits longer for a name, it shows the address alone.`},
+	"received":                  {text: `the DMARC reports other receivers send about your domains: "dmarcd import" stores them in the [store]; "dmarcd summary" and the dashboard summarise them. Source IPs get their PTR names when a summary is made, never during an import.`},
+	"received.resolve_names":    {text: `Look up the PTR names of the source IPs that summaries and the dashboard show, through the [dns] resolver and its cache ("dmarcd summary -no-names" skips them once).`},
+	"received.name_timeout":     {text: `How long one PTR lookup may take, at most 30s: a summary never waits longer for a name, it shows the address alone.`},
 	"received.name_concurrency": {text: `How many PTR lookups may be in flight at once, 1 to 100.`},
-	"received.name_cache_ttl": {text: `How long a PTR name (or the lack of one) is kept in memory; a failed lookup is kept one minute.`},
-	"received.name_cache_size": {text: `How many PTR names are kept in memory; the least recently used go first.`},
+	"received.name_cache_ttl":   {text: `How long a PTR name (or the lack of one) is kept in memory; a failed lookup is kept one minute.`},
+	"received.name_cache_size":  {text: `How many PTR names are kept in memory; the least recently used go first.`},
 
 	"spec": {
 		text:      `The DMARC specification to follow: "rfc9989", DMARC as standardized in 2026 (organizational domain by DNS tree walk; np, psd and t tags), or "rfc7489", the 2015 RFC (public suffix list; pct tag).`,
