@@ -24,10 +24,12 @@ fi
 # creates it; a machine where it was dropped gets a new one).
 version=$(ls /usr/lib/postgresql | sort -n | tail -n 1)
 if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" { found = 1 } END { exit !found }'; then
-	pg_createcluster --port "$port" "$version" main
+	pg_createcluster --port "$port" "$version" main 3>&- </dev/null
 fi
 if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" && $4 ~ /^online/ { up = 1 } END { exit !up }'; then
-	pg_ctlcluster "$version" main start
+	# 3>&-: the server must not inherit the pipe of the caller's $(...),
+	# which would then wait for it to exit, forever.
+	pg_ctlcluster "$version" main start 3>&- </dev/null
 fi
 port=$(pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" { print $3 }')
 
