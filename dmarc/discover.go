@@ -377,11 +377,18 @@ func (e *Evaluator) orgDomain7489(d string) string {
 
 // recordCache keeps parsed records by their text, so that a warm DNS cache
 // does not mean parsing the same record for every message. Records are
-// shared and must not be modified. When full it starts over: a hostile
-// stream of distinct records costs parsing time, never memory.
+// shared and must not be modified. It keeps two generations of at most
+// recordCacheSize records: when the current one is full it becomes the
+// old one and the one before is dropped, and a record found in the old
+// generation moves to the current one. So the records in use survive a
+// turnover (mail from more domains than one generation holds, each with a
+// record of its own, as "rua=mailto:dmarc@<domain>" makes them, does not
+// mean parsing every time), and a hostile stream of distinct records
+// costs parsing time, never more than two generations of memory.
 type recordCache struct {
-	mu sync.RWMutex
-	m  map[recordKey]parsed
+	mu  sync.RWMutex
+	m   map[recordKey]parsed // current generation
+	old map[recordKey]parsed
 }
 
 type recordKey struct {
@@ -400,16 +407,29 @@ func (c *recordCache) parse(txt string, spec Spec) (*Record, error) {
 	k := recordKey{txt, spec}
 	c.mu.RLock()
 	p, ok := c.m[k]
+	promote := false
+	if !ok {
+		p, ok = c.old[k]
+		promote = ok
+	}
 	c.mu.RUnlock()
+	if promote {
+		c.put(k, p)
+	}
 	if ok {
 		return p.rec, p.err
 	}
 	rec, err := Parse(txt, spec)
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= recordCacheSize {
-		c.m = make(map[recordKey]parsed, 64)
-	}
-	c.m[k] = parsed{rec, err}
-	c.mu.Unlock()
+	c.put(k, parsed{rec, err})
 	return rec, err
+}
+
+// put adds p to the current generation, turning it over when full.
+func (c *recordCache) put(k recordKey, p parsed) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= recordCacheSize {
+		c.old, c.m = c.m, make(map[recordKey]parsed, 64)
+	}
+	c.m[k] = p
 }

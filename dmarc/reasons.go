@@ -1,12 +1,17 @@
 package dmarc
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Reasons explains the result in words, one finding per line, for logs,
 // `dmarcd check` and the Authentication-Results comment. They are built on
-// demand so that evaluation itself stays cheap.
+// demand so that evaluation itself stays cheap. The milter logs them for
+// every message, so the lines every message has are joined by hand rather
+// than with fmt.
 func (r *Result) Reasons() []string {
-	var out []string
+	out := make([]string, 0, 4)
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
 	if r.Several {
 		add("several DMARC records at one name; all were discarded")
@@ -26,9 +31,9 @@ func (r *Result) Reasons() []string {
 		return out
 	}
 	if r.Inherited {
-		add("policy record inherited from %s", r.PolicyDomain)
+		out = append(out, "policy record inherited from "+r.PolicyDomain)
 	} else {
-		add("policy record published at %s", r.PolicyDomain)
+		out = append(out, "policy record published at "+r.PolicyDomain)
 	}
 	if r.Record.PFallback {
 		add("record has no valid p (or an invalid sp/np) and is applied as p=none")
@@ -41,9 +46,9 @@ func (r *Result) Reasons() []string {
 	case "np":
 		add("%s does not exist: np=%s applies", r.FromDomain, r.Policy)
 	case "sp":
-		add("subdomain policy sp=%s applies", r.Policy)
+		out = append(out, "subdomain policy sp="+r.Policy.String()+" applies")
 	default:
-		add("policy p=%s applies", r.Policy)
+		out = append(out, "policy p="+r.Policy.String()+" applies")
 	}
 	if r.SampledOut {
 		add("pct=%d sampled this message out: %s lowered to %s", r.Record.Pct, r.Policy.disposition(), r.Disposition)
@@ -60,11 +65,11 @@ func (r *Result) spfReason() string {
 	case s.Result == "":
 		return "no SPF result"
 	case s.Aligned:
-		return fmt.Sprintf("SPF pass for %s (%s) aligned with %s (%s)", s.Domain, s.Scope, r.FromDomain, alignWord(r.Record.ASPF))
+		return "SPF pass for " + s.Domain + " (" + s.Scope.String() + ") aligned with " + r.FromDomain + " (" + alignWord(r.Record.ASPF) + ")"
 	case s.Result == AuthPass:
-		return fmt.Sprintf("SPF pass for %s (%s) not aligned with %s (%s)", s.Domain, s.Scope, r.FromDomain, alignWord(r.Record.ASPF))
+		return "SPF pass for " + s.Domain + " (" + s.Scope.String() + ") not aligned with " + r.FromDomain + " (" + alignWord(r.Record.ASPF) + ")"
 	}
-	return fmt.Sprintf("SPF %s for %s", s.Result, s.Domain)
+	return "SPF " + string(s.Result) + " for " + s.Domain
 }
 
 func (r *Result) dkimReason() string {
@@ -73,13 +78,15 @@ func (r *Result) dkimReason() string {
 	}
 	for _, k := range r.DKIM {
 		if k.Aligned {
-			return fmt.Sprintf("DKIM pass for d=%s s=%s aligned with %s (%s)", k.Domain, k.Selector, r.FromDomain, alignWord(r.Record.ADKIM))
+			return "DKIM pass for d=" + k.Domain + " s=" + k.Selector + " aligned with " + r.FromDomain + " (" + alignWord(r.Record.ADKIM) + ")"
 		}
 	}
-	s := "no aligned DKIM pass:"
+	var b strings.Builder
+	b.WriteString("no aligned DKIM pass:")
 	for _, k := range r.DKIM {
-		s += fmt.Sprintf(" d=%s %s;", k.Domain, k.Result)
+		b.WriteString(" d=" + k.Domain + " " + string(k.Result) + ";")
 	}
+	s := b.String()
 	return s[:len(s)-1]
 }
 

@@ -3,6 +3,7 @@ package dmarc
 import (
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -274,5 +275,31 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := Parse(txt, RFC9989); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestRecordCacheKeepsRecordsInUse(t *testing.T) {
+	var c recordCache
+	hot := "v=DMARC1; p=reject; rua=mailto:d@hot.example"
+	first, err := c.parse(hot, RFC9989)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A stream of distinct records, several generations' worth, with the
+	// hot one in use all along: it is never parsed again.
+	for i := range 3 * recordCacheSize {
+		if _, err := c.parse("v=DMARC1; p=none; rua=mailto:d@d"+strconv.Itoa(i)+".example", RFC9989); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := c.parse(hot, RFC9989); r != first {
+			t.Fatalf("the record in use was parsed again after %d others", i)
+		}
+	}
+	if n := len(c.m) + len(c.old); n > 2*recordCacheSize {
+		t.Errorf("%d records kept, more than two generations", n)
+	}
+	// A record parsed for one spec is not taken for another.
+	if r, _ := c.parse(hot, RFC7489); r == first {
+		t.Error("the same record object for two specs")
 	}
 }

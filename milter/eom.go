@@ -121,7 +121,7 @@ func (s *session) selfVerified() bool {
 // judge finds the From domains, evaluates each and picks the verdict.
 func (s *session) judge(ctx context.Context, in inputs, up upstream) outcome {
 	pol := &s.cfg.Policy
-	domains, err := fromDomains(s.msg.from)
+	domains, err := s.authorDomains()
 	if s.msg.fromExtra > 0 {
 		domains, err = nil, fmt.Errorf("more than %d From fields", maxFromFields)
 	}

@@ -859,3 +859,82 @@ func TestTheDNSBudgetBoundsAMessage(t *testing.T) {
 		t.Errorf("inserted %q, want dmarc=temperror once the budget is spent", ins)
 	}
 }
+
+// cachingResolver says which names it has at hand, as internal/dnscache
+// does.
+type cachingResolver struct {
+	*watchingResolver
+	cached map[string]bool
+}
+
+func (c cachingResolver) CachedTXT(name string) bool { return c.cached[name] }
+
+func TestNoBackgroundLookupWhenThePolicyIsCached(t *testing.T) {
+	w := &watchingResolver{Resolver: dmarc.MapResolver{TXT: testDNS}, asked: map[string]bool{}}
+	r := cachingResolver{w, map[string]bool{"_dmarc.reject.example": true}}
+	e := startWith(t, Strict, nil, r)
+	for _, from := range []string{"a@reject.example", "a@none.example"} {
+		w.mu.Lock()
+		clear(w.asked)
+		w.mu.Unlock()
+		s, macros := e.session()
+		e.connect(s, msg{})
+		macros.Set(gomilter.MacroQueueId, "Q1")
+		s.Mail("<x@evil.example>", "")
+		s.Rcpt("<u@mx.test>", "")
+		s.DataStart()
+		s.HeaderField("From", from, nil)
+		s.HeaderField("Subject", "hi", nil) // the From field has been handled
+		time.Sleep(50 * time.Millisecond)
+		name := "_dmarc." + strings.TrimPrefix(from, "a@")
+		if asked := w.wasAsked(name); asked == r.cached[name] {
+			t.Errorf("%s: looked up before end of message: %v, cached: %v", from, asked, r.cached[name])
+		}
+		s.HeaderEnd()
+		_, act, err := s.BodyReadFrom(strings.NewReader("x\r\n"))
+		want := gomilter.ActionRejectWithCode
+		if from == "a@none.example" {
+			want = gomilter.ActionAccept
+		}
+		if err != nil || act.Type != want {
+			t.Errorf("%s: end of message: %v %v, want %v", from, act, err, want)
+		}
+		if !w.wasAsked(name) {
+			t.Errorf("%s: %s not read at end of message", from, name)
+		}
+		s.Close()
+	}
+}
+
+func TestStatsCountMessagesBySessionResultAndAction(t *testing.T) {
+	e := start(t, Strict, nil, nil)
+	e.send(msg{mailFrom: "x@evil.example", headers: headers("From: a@reject.example")})
+	e.send(msg{mailFrom: "x@evil.example", headers: headers("From: a@none.example")})
+	e.send(msg{mailFrom: "x@evil.example", headers: headers("From: a@nopolicy.example")})
+	e.send(msg{mailFrom: "x@evil.example", headers: headers("Subject: no From")})
+	want := map[ResultAction]int64{
+		{"fail", "reject"}: 1, // the p=reject domain decided a reject
+		{"fail", "accept"}: 1, // p=none fails and is accepted
+		{"none", "accept"}: 1, // no policy
+		{"none", "reject"}: 1, // no From: refused without an evaluation
+	}
+	var st StatsSnapshot
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st = e.srv.Stats()
+		// The client closes each session at cleanup; the server sees the
+		// ends shortly after.
+		if st.Messages == 4 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for k, n := range st.ByResultAction {
+		if n != want[k] {
+			t.Errorf("ByResultAction[%v] = %d, want %d", k, n, want[k])
+		}
+	}
+	if st.Sessions != 4 || st.Active < 0 || st.Active > 4 {
+		t.Errorf("Sessions = %d, Active = %d; want 4 sessions", st.Sessions, st.Active)
+	}
+}

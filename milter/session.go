@@ -53,6 +53,13 @@ type message struct {
 	counts     headerCounts
 	prefetched bool
 	cancel     context.CancelFunc
+	// first is the reading of the first From field, made when it arrived
+	// (prefetch); EndOfMessage reuses it when that field is the only one.
+	first struct {
+		done    bool
+		domains []string
+		err     error
+	}
 
 	// whole is set when DKIM or ARC is verified here: the header fields
 	// as received and the body are kept, up to cfg.MaxMessageSize.
@@ -200,17 +207,39 @@ func (s *session) keepAR(h arHeader) {
 // streams in; EndOfMessage then joins the same queries in the cache.
 func (s *session) prefetch(value string) {
 	domains, err := fromDomains([]string{value})
+	s.msg.first.done, s.msg.first.domains, s.msg.first.err = true, domains, err
 	if err != nil || len(domains) == 0 || s.msg.prefetched {
 		return
 	}
 	s.msg.prefetched = true
+	ev := s.deps.Evaluator
+	// On a busy MX the policy is nearly always cached already: then there
+	// is nothing to fetch, and a goroutine per message to find that out
+	// would be a good part of its cost.
+	if c, ok := ev.Resolver.(txtCache); ok && c.CachedTXT("_dmarc."+domains[0]) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DNSBudget)
 	s.msg.cancel = cancel
-	ev := s.deps.Evaluator
 	go func() {
 		defer cancel()
 		_, _ = ev.Discover(ctx, domains[0])
 	}()
+}
+
+// txtCache is implemented by resolvers that can tell whether a TXT lookup
+// would be answered from their cache (internal/dnscache).
+type txtCache interface {
+	CachedTXT(name string) bool
+}
+
+// authorDomains is fromDomains(s.msg.from), without reading the From field
+// a second time when it is the only one.
+func (s *session) authorDomains() ([]string, error) {
+	if len(s.msg.from) == 1 && s.msg.first.done {
+		return s.msg.first.domains, s.msg.first.err
+	}
+	return fromDomains(s.msg.from)
 }
 
 func (s *session) Headers(m gomilter.Modifier) (*gomilter.Response, error) {

@@ -65,6 +65,15 @@ func (c *cache) get(k key, now time.Time) *entry {
 	return e
 }
 
+// has reports whether an entry for k is there and not expired at now,
+// leaving the LRU order as it is.
+func (c *cache) has(k key, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[k]
+	return e != nil && now.Before(e.expires)
+}
+
 // put stores e, replacing any entry for the same key, and evicts the least
 // recently used entries beyond the cap.
 func (c *cache) put(e *entry) {

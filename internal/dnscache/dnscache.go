@@ -288,6 +288,18 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error)
 	return lookupView[[]string](r, ctx, name, dns.TypeTXT)
 }
 
+// CachedTXT reports whether LookupTXT(name) would be answered from the
+// cache now, without asking a nameserver. The milter asks it before
+// starting a policy lookup in the background as the From field arrives:
+// with the answer at hand there is nothing to start.
+func (r *Resolver) CachedTXT(name string) bool {
+	n, err := normalize(name)
+	if err != nil {
+		return false
+	}
+	return r.cache.has(key{n, dns.TypeTXT}, r.cfg.Now())
+}
+
 // Exists reports whether name exists: false for NXDOMAIN, true for any
 // other answer, NODATA included. It implements dmarc.Resolver.
 //

@@ -984,3 +984,30 @@ func TestNamesWithSpecialCharactersAreAnswered(t *testing.T) {
 		t.Fatalf("LookupIPAddr(a@b.spf.example) = %v, %v; want the A record", addrs, err)
 	}
 }
+
+func TestCachedTXT(t *testing.T) {
+	s := dnstest.Start(t,
+		"example.com. 300 IN SOA ns.example.com. host.example.com. 1 3600 600 86400 60",
+		`_dmarc.example.com. 300 IN TXT "v=DMARC1; p=reject"`)
+	r, clk := newResolver(t, s, Config{})
+	ctx := context.Background()
+	for _, name := range []string{"_dmarc.example.com", "_dmarc.sub.example.com"} {
+		if r.CachedTXT(name) {
+			t.Errorf("%s cached before any lookup", name)
+		}
+		r.LookupTXT(ctx, name)
+		if !r.CachedTXT(name) || !r.CachedTXT(strings.ToUpper(name)+".") {
+			t.Errorf("%s not cached after its lookup", name)
+		}
+	}
+	if r.CachedTXT("not a name..") {
+		t.Error("an invalid name is cached")
+	}
+	clk.Advance(61 * time.Second) // the negative answer expires, the record does not
+	if !r.CachedTXT("_dmarc.example.com") || r.CachedTXT("_dmarc.sub.example.com") {
+		t.Error("CachedTXT does not follow expiry")
+	}
+	if n := s.Queries("_dmarc.example.com", dns.TypeTXT); n != 1 {
+		t.Errorf("CachedTXT asked the server: %d queries", n)
+	}
+}
