@@ -132,6 +132,9 @@ type Config struct {
 	// Received configures what is done with the DMARC reports other
 	// receivers send about our users' domains.
 	Received Received `toml:"received"`
+
+	// HTTP configures the dashboard, metrics and health listener.
+	HTTP HTTP `toml:"http"`
 }
 
 // Listener is one milter socket, a [[listener]] table.
@@ -418,6 +421,7 @@ func Default() *Config {
 		Store:    defaultStore(),
 		Reports:  defaultReports(),
 		Received: DefaultReceived(),
+		HTTP:     DefaultHTTP(),
 	}
 }
 

@@ -169,8 +169,14 @@ func ReadHTTPPassword(h *HTTP) (string, error) {
 	return line, nil
 }
 
-// httpDocs document the [http] table in dmarcd.toml; write.go adds them
-// to docs.
+func init() {
+	for k, d := range httpDocs {
+		docs[k] = d
+	}
+}
+
+// httpDocs document the [http] table in dmarcd.toml; init adds them to
+// docs.
 var httpDocs = map[string]doc{
 	"http": {
 		text: `dmarcd's HTTP listener: the dashboard of the aggregate reports received for your domains (compliance over time, sources, reporters, failing sources), its JSON API under /api/, /metrics for Prometheus and /healthz. Off until listen is set.`,

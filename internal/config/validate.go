@@ -51,6 +51,7 @@ func (c *Config) Validate() error {
 	v.store(&c.Store, c.StateDir)
 	v.reports(&c.Reports, &c.Store)
 	v.received(&c.Received)
+	v.http(&c.HTTP)
 	return v.errs.err()
 }
 

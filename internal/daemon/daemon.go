@@ -44,6 +44,9 @@ type Options struct {
 	// Ready, when not nil, is called once every listener is open, with
 	// their addresses (tests use it to learn the ports).
 	Ready func(addrs []net.Addr)
+	// HTTPReady, when not nil, is called once the [http] listener serves,
+	// with its addresses.
+	HTTPReady func(addrs []net.Addr)
 	// Sink, when not nil, also receives every aggregate row, besides the
 	// report store (tests read the rows from it).
 	Sink report.Sink
@@ -137,6 +140,13 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// The HTTP listener and its password file may need root too.
+	web, err := openWeb(cfg.HTTP, cfg.Received, log)
+	if err != nil {
+		closeAll(listeners)
+		return err
+	}
+	defer web.close(context.Background())
 	if cfg.PIDFile != "" {
 		if err := os.WriteFile(cfg.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			closeAll(listeners)
@@ -172,10 +182,23 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	srv := milter.New(mcfg, d, sinks, log)
 	warnTrust(log, mcfg)
+	if err := web.start(srv, resolver, rep); err != nil {
+		closeAll(listeners)
+		_ = rep.close(context.Background())
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	if opts.HTTPReady != nil && web != nil {
+		opts.HTTPReady(web.Addrs())
+	}
 	// shutdown drains the milter, then writes the rows still queued (a
 	// SIGTERM loses none) and closes the store.
 	shutdown := func(why string) error {
 		err := stop(srv, cfg, log, why)
+		wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if werr := web.close(wctx); werr != nil {
+			log.Warn("closing the HTTP listener", "error", werr)
+		}
+		wcancel()
 		ctx, cancel := context.WithTimeout(context.Background(), flushTimeout(cfg))
 		defer cancel()
 		if cerr := rep.close(ctx); cerr != nil {

@@ -182,6 +182,8 @@ type Scheduler struct {
 	gen  atomic.Uint64 // bumped by Reload
 	wake chan struct{}
 
+	totals totals // what Stats returns
+
 	mu         sync.Mutex // one run at a time
 	lastExpire time.Time
 	synced     uint64 // the generation whose Suppress is in the store
@@ -292,6 +294,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	defer t.Stop()
 	var lease store.Lease
 	defer func() {
+		s.totals.sender.Store(false)
 		if lease != nil {
 			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -307,6 +310,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			switch {
 			case err == nil:
 				lease, standby = l, false
+				s.totals.sender.Store(true)
 				s.log.Info("this node now sends the aggregate reports (it holds the sender lease)")
 			case errors.Is(err, store.ErrLeaseHeld):
 				if !standby {
@@ -342,6 +346,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			return nil
 		case <-lost:
 			s.log.Warn("lost the report sender lease (database connection broken); standing by")
+			s.totals.sender.Store(false)
 			lease.Release(context.Background())
 			lease = nil
 		case <-t.C:
@@ -442,7 +447,11 @@ func (s *Scheduler) RunOnce(ctx context.Context, opts RunOptions) (Summary, erro
 			}
 		}
 	}
-	return r.sum, errors.Join(errs...)
+	err := errors.Join(errs...)
+	if !dry {
+		s.totals.add(r.sum, err)
+	}
+	return r.sum, err
 }
 
 // configReason marks the suppression list entries that come from the
