@@ -37,8 +37,30 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+# make bench: the load test (internal/loadtest, cmd/milterload) runs the null
+# milter, dmarcd and OpenDMARC back to back on a unix socket and on TCP (as
+# root, in a network namespace of its own with a DNS server on 127.0.0.1:53;
+# without root or /usr/sbin/opendmarc, OpenDMARC is left out) and prints the
+# table and ratios; then the cold-cache coalescing test and the Go
+# micro-benchmarks. About 6 minutes. BENCHFLAGS="-d 30s" for longer runs.
+BENCHFLAGS ?=
+MICROBENCH := ^Benchmark(Parse|Evaluate|EvaluateWarmCache|LookupTXTHit|LookupTXTHitParallel|ExistsNegativeHit|Ingest|ReportBuild|Write|WriteGzip)$$
+bench: build
+	$(GO) build -o bin/milterload ./cmd/milterload
+	./bin/milterload bench -dmarcd $(BIN) $(BENCHFLAGS)
+	@echo; echo "cold cache: 1,000 concurrent lookups of one name make one DNS query:"
+	$(GO) test -count=1 -run '^TestConcurrentLookupsShareOneQuery$$' -v ./internal/dnscache
+	@echo; echo "micro-benchmarks: record parse, A-R parse, Evaluate, cache hit, store ingest, report build:"
+	$(GO) test -run '^$$' -bench '$(MICROBENCH)' -benchmem ./dmarc ./internal/authres ./internal/dnscache ./report/store ./report/aggregate
+
+# make soak: dmarcd under steady load for 5 minutes after a minute of
+# warm-up, sampling goroutines, heap and RSS through its HTTP listener ([http] pprof);
+# fails if either grew. SOAKFLAGS="-duration 30m" for longer.
+SOAKFLAGS ?=
+.PHONY: soak
+soak: build
+	$(GO) build -o bin/milterload ./cmd/milterload
+	./bin/milterload soak -dmarcd $(BIN) -warmup 1m -duration 5m $(SOAKFLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
