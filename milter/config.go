@@ -205,12 +205,33 @@ type Config struct {
 	// CopyFailuresTo, when not "", is added as a recipient of messages that
 	// fail DMARC under p=quarantine or p=reject.
 	CopyFailuresTo string
+	// ReportMailboxes are the addresses (lower case) where other
+	// receivers send DMARC reports about our domains: messages to them
+	// are kept whole, up to MaxMessageSize, and handed to Deps.Reports.
+	ReportMailboxes []string
 }
 
 // needsMessage reports whether the milter must see whole messages: header
 // fields as received and the body.
 func (c *Config) needsMessage() bool {
+	return c.verifiesHere() || len(c.ReportMailboxes) > 0
+}
+
+// verifiesHere reports whether every message is kept whole, for DKIM or
+// ARC verification; mail to a report mailbox is kept whole anyway.
+func (c *Config) verifiesHere() bool {
 	return c.DKIMSelfVerify || len(c.ARCTrustedSealers) > 0
+}
+
+// reportMailbox reports whether rcpt (an envelope address, brackets
+// removed) is one of the report mailboxes.
+func (c *Config) reportMailbox(rcpt string) bool {
+	for _, m := range c.ReportMailboxes {
+		if strings.EqualFold(rcpt, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // matchDomain reports whether the normalized domain d matches a pattern of

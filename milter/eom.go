@@ -3,6 +3,7 @@ package milter
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 	}
 	if s.msg.skip != "" {
 		s.srv.logSkip(queueID, s.client, s.msg.skip)
+		s.passReports(queueID)
 		return gomilter.RespAccept, nil
 	}
 	t := s.srv.trust(s.cfg, s.mtaName)
@@ -56,6 +58,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 	}
 	if out.skip != "" {
 		s.srv.logSkip(queueID, s.client, out.skip)
+		s.passReports(queueID)
 		return gomilter.RespAccept, nil
 	}
 	s.rescueByARC(ctx, &out, &in)
@@ -69,7 +72,26 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 	}
 	s.srv.logVerdict(queueID, s, out, append(up.notes, in.notes...), time.Since(start))
 	s.srv.stats.count(out)
+	if a := out.final.action; a == Accept || a == Quarantine {
+		s.passReports(queueID)
+	}
 	return out.response()
+}
+
+// passReports hands a message for a report mailbox, once accepted, to the
+// report ingester. One too large to keep is left to be delivered alone:
+// "dmarcd import" reads it from the mailbox.
+func (s *session) passReports(queueID string) {
+	if !s.msg.forReports || s.deps.Reports == nil {
+		return
+	}
+	if s.msg.tooLarge {
+		s.srv.log.Warn("report mailbox message too large to read as it passes; import it from the mailbox",
+			"queue_id", queueID, "max_message_size", s.cfg.MaxMessageSize)
+		return
+	}
+	raw, _ := io.ReadAll(s.rawMessage())
+	s.deps.Reports.Ingest(queueID, raw)
 }
 
 // response turns the final verdict into the milter reply.

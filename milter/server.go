@@ -57,6 +57,18 @@ type Deps struct {
 	// SPF checks SPF when the configuration asks for self-checks; nil
 	// disables them.
 	SPF SPFChecker
+	// Reports, when not nil, takes the messages addressed to the report
+	// mailboxes once they are accepted.
+	Reports ReportIngester
+}
+
+// ReportIngester takes the messages that other receivers send to our
+// report mailboxes, to store the DMARC reports in them.
+type ReportIngester interface {
+	// Ingest is given one accepted message, header and body as the MTA
+	// passed them, and its queue ID. It is called on the SMTP reply
+	// path, so it must not block; msg is its own to keep.
+	Ingest(queueID string, msg []byte)
 }
 
 // SPFChecker evaluates SPF for a message the way DMARC needs it: the MAIL

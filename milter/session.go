@@ -61,14 +61,19 @@ type message struct {
 		err     error
 	}
 
-	// whole is set when DKIM or ARC is verified here: the header fields
-	// as received and the body are kept, up to cfg.MaxMessageSize.
-	whole    bool
-	leadSP   bool // header values arrive with their leading space
-	fields   []field
-	body     bytes.Buffer
-	size     int64
-	tooLarge bool
+	// whole is set when DKIM or ARC is verified here, or the message is
+	// for a report mailbox: the header fields as received and the body
+	// are kept, up to cfg.MaxMessageSize.
+	whole bool
+	// bodyOK: the connection was negotiated with bodies.
+	bodyOK bool
+	// forReports is set when a recipient is a report mailbox.
+	forReports bool
+	leadSP     bool // header values arrive with their leading space
+	fields     []field
+	body       bytes.Buffer
+	size       int64
+	tooLarge   bool
 }
 
 // field is one header field as the MTA passed it.
@@ -119,7 +124,8 @@ func (s *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilt
 	s.cfg, s.deps = s.srv.snapshot()
 	s.msg.mailFrom = strings.Trim(from, "<>")
 	// Whole messages come only on connections negotiated for them.
-	s.msg.whole = s.cfg.needsMessage() && m.Protocol()&gomilter.OptNoBody == 0
+	s.msg.bodyOK = s.cfg.needsMessage() && m.Protocol()&gomilter.OptNoBody == 0
+	s.msg.whole = s.msg.bodyOK && s.cfg.verifiesHere()
 	s.msg.leadSP = m.Protocol()&gomilter.OptHeaderLeadingSpace != 0
 	if user := m.Get(gomilter.MacroAuthAuthen); user != "" && s.cfg.Ignore.Authenticated {
 		s.msg.skip = "SMTP-authenticated client " + user
@@ -134,8 +140,14 @@ func (s *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilt
 }
 
 func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (*gomilter.Response, error) {
+	addr := strings.Trim(rcpt, "<>")
 	if len(s.msg.rcpts) < maxRecipients {
-		s.msg.rcpts = append(s.msg.rcpts, strings.Trim(rcpt, "<>"))
+		s.msg.rcpts = append(s.msg.rcpts, addr)
+	}
+	if s.msg.bodyOK && !s.msg.forReports && s.cfg.reportMailbox(addr) {
+		// Recipients come before the header: the message is kept whole
+		// from its first field.
+		s.msg.forReports, s.msg.whole = true, true
 	}
 	return gomilter.RespContinue, nil
 }

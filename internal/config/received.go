@@ -7,6 +7,16 @@ import "time"
 // dashboard), the [received] table. The reports themselves are kept in
 // the [store].
 type Received struct {
+	// Mailboxes are the addresses where other receivers send the
+	// reports about our domains (the rua= and ruf= of our own records).
+	// Mail to them is read as it passes the milter and its reports
+	// stored; it is delivered as usual.
+	Mailboxes []string `toml:"mailboxes"`
+
+	// QueueSize bounds the report mails waiting to be read and stored;
+	// beyond it a mail is only delivered (and can be imported later).
+	QueueSize int `toml:"queue_size"`
+
 	// ResolveNames looks up the PTR names of the source IPs that
 	// summaries show. Never during an import: at query time, cached.
 	ResolveNames bool `toml:"resolve_names"`
@@ -29,6 +39,7 @@ type Received struct {
 // DefaultReceived returns the [received] of Default.
 func DefaultReceived() Received {
 	return Received{
+		QueueSize:       100,
 		ResolveNames:    true,
 		NameTimeout:     Duration(2 * time.Second),
 		NameConcurrency: 8,
@@ -48,6 +59,16 @@ const (
 
 // received checks the [received] table.
 func (v *validator) received(r *Received) {
+	for i, m := range r.Mailboxes {
+		if err := checkMailbox(m); err != nil {
+			v.failErr("received.mailboxes", err)
+			continue
+		}
+		r.Mailboxes[i] = normalizeMailbox(m)
+	}
+	if r.QueueSize < 1 {
+		v.fail("received.queue_size", "must be at least 1, not %d", r.QueueSize)
+	}
 	if v.positive("received.name_timeout", r.NameTimeout) && r.NameTimeout.Duration() > MaxNameTimeout {
 		v.fail("received.name_timeout", "%s is too long: at most %v", r.NameTimeout, MaxNameTimeout)
 	}

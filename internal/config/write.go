@@ -299,6 +299,8 @@ type doc struct {
 // checks it against Config.
 var docs = map[string]doc{
 	"received":                  {text: `the DMARC reports other receivers send about your domains: "dmarcd import" stores them in the [store]; "dmarcd summary" and the dashboard summarise them. Source IPs get their PTR names when a summary is made, never during an import.`},
+	"received.mailboxes":        {text: `The addresses where other receivers send their reports about your domains (the rua= and ruf= of your own DMARC records), when their mail passes through this MTA. Mail to them is read as it passes and its reports stored, as "dmarcd import" would; it is delivered as usual. Mail over dkim.max_message_size, or that DMARC rejects, is not read.`},
+	"received.queue_size":       {text: `How many report mails may wait to be read and stored. Beyond it a mail is delivered without being read, and a warning says so: import the mailbox later.`},
 	"received.resolve_names":    {text: `Look up the PTR names of the source IPs that summaries and the dashboard show, through the [dns] resolver and its cache ("dmarcd summary -no-names" skips them once).`},
 	"received.name_timeout":     {text: `How long one PTR lookup may take, at most 30s: a summary never waits longer for a name, it shows the address alone.`},
 	"received.name_concurrency": {text: `How many PTR lookups may be in flight at once, 1 to 100.`},

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/dmarcd/dmarcd/dmarc"
@@ -59,6 +60,7 @@ func milterConfig(c *config.Config) (*milter.Config, error) {
 		RequiredHeaders:     c.Policy.RequiredHeaders,
 		AuthServIDWithJobID: c.AuthservIDWithJobID,
 		CopyFailuresTo:      c.CopyFailuresTo,
+		ReportMailboxes:     lower(c.Received.Mailboxes),
 	}
 	if c.SoftwareHeader {
 		m.Software = "dmarcd " + Version
@@ -104,4 +106,13 @@ func deps(c *config.Config, resolver *dnscache.Resolver) (milter.Deps, error) {
 		ev.PublicSuffixList = l
 	}
 	return milter.Deps{Evaluator: ev, SPF: &spfcheck.Checker{Resolver: resolver}}, nil
+}
+
+// lower returns the strings of l in lower case.
+func lower(l []string) []string {
+	var out []string
+	for _, s := range l {
+		out = append(out, strings.ToLower(s))
+	}
+	return out
 }

@@ -173,6 +173,8 @@ func Run(ctx context.Context, opts Options) error {
 		closeAll(listeners)
 		return err
 	}
+	rep.mailboxes = newMailboxIngester(rep.db, cfg.Received.QueueSize, log)
+	d.Reports = rep.mailboxes
 	sinks := fanout{rep.writer}
 	if opts.Sink != nil {
 		sinks = append(sinks, opts.Sink)
@@ -252,6 +254,7 @@ func reload(opts Options, old *config.Config, srv *milter.Server, rep *reporting
 	}
 	if err == nil {
 		d, err = deps(cfg, resolver)
+		d.Reports = rep.mailboxes
 	}
 	if err == nil {
 		// The report configuration goes first: it reads key files, which

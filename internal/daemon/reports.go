@@ -32,6 +32,8 @@ type reporting struct {
 	relay  *swapSender
 	ver    *swapVerifier
 	log    *slog.Logger
+	// mailboxes stores the reports in mail to received.mailboxes.
+	mailboxes *mailboxIngester
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -250,6 +252,12 @@ func (r *reporting) reload(old, cfg *config.Config, ev *dmarc.Evaluator) error {
 // close stops the scheduler, writes every row the Writer holds (the
 // SIGTERM path: nothing is lost) and closes the store.
 func (r *reporting) close(ctx context.Context) error {
+	if r.mailboxes != nil {
+		// Before the store closes: what the mailboxes queued is stored.
+		if err := r.mailboxes.close(ctx); err != nil {
+			r.log.Warn("report mailbox: mail still queued at stop was not read; import the mailbox", "error", err)
+		}
+	}
 	r.stop()
 	<-r.done
 	st := r.writer.Stats()

@@ -326,3 +326,36 @@ func TestRunServesHTTP(t *testing.T) {
 		t.Errorf("/debug/pprof/ answered %d with http.pprof off, want 404", code)
 	}
 }
+
+// TestReportMailboxMailIsStoredAsItPasses sends a report mail as Google
+// does to the configured report mailbox through a real Postfix: it is
+// delivered, and its report is in the store, shown by the dashboard's API.
+func TestReportMailboxMailIsStoredAsItPasses(t *testing.T) {
+	httpAddr := make(chan net.Addr, 1)
+	s := startStackOpts(t, "\n[received]\nmailboxes = [\"DMARC-Reports@mx.dmarcd.test\"]\n\n[http]\nlisten = \"127.0.0.1:0\"\n",
+		postfixtest.Options{}, func(o *Options) { o.HTTPReady = func(a []net.Addr) { httpAddr <- a[0] } })
+	base := "http://" + (<-httpAddr).String()
+	raw, err := os.ReadFile("../../report/ingest/testdata/google-message.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The report is about example.org; the mail comes from a domain of the
+	// test DNS without a DMARC record: DMARC applies to report mail too.
+	msg := strings.ReplaceAll(string(raw), "From: noreply-dmarc-support@google.com", "From: noreply-dmarc-support@reporter.test")
+	msg = strings.ReplaceAll(msg, "\r\n", "\n")
+	msg = strings.ReplaceAll(msg, "\n", "\r\n")
+	r := s.pf.Send(t, postfixtest.Message{From: "bounce@pass.test", To: []string{"dmarc-reports@mx.dmarcd.test"}, Data: []byte(msg)})
+	if !r.Accepted() {
+		t.Fatalf("reply %q, want accepted", r.Reply.String())
+	}
+	if got := s.pf.DeliveredQueueID(t, r.QueueID, 10*time.Second); len(got) != 1 {
+		t.Fatalf("delivered %d copies, want 1", len(got))
+	}
+	waitFor(t, "the report in the store", 10*time.Second, func() bool {
+		_, body := httpGet(t, base+"/api/domains", "", "")
+		return strings.Contains(body, "example.org")
+	})
+	if !strings.Contains(s.logs.String(), "report mailbox: message read") {
+		t.Errorf("no log line for the report mail")
+	}
+}

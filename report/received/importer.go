@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -198,6 +199,47 @@ func (im *Importer) Import(ctx context.Context, paths ...string) (ImportSummary,
 		im.Progress(p)
 	}
 	return sum, nil
+}
+
+// ImportMessage stores the reports found in one message read from r (as
+// the milter passes the mail addressed to the report mailboxes); source
+// names it in rejects and in the stored reports, a queue ID say. It
+// returns what it did, as Import does; the error is the store's or
+// ctx's. Progress is not called.
+func (im *Importer) ImportMessage(ctx context.Context, r io.Reader, source string) (ImportSummary, error) {
+	var sum ImportSummary
+	sum.Files = 1
+	err := ingest.ParseMessage(r, im.Limits, func(it ingest.Item) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		it.Source = messageSource(source, it.Source)
+		var e *ingest.Error
+		if errors.As(it.Err, &e) {
+			e.Source = messageSource(source, e.Source)
+		}
+		return im.item(ctx, &sum, it)
+	})
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return sum, cerr
+		}
+		var se *storeError
+		if errors.As(err, &se) {
+			return sum, se.err
+		}
+		return sum, err
+	}
+	return sum, nil
+}
+
+// messageSource joins the name of a message and the place of an item in
+// it ("" for the message itself).
+func messageSource(msg, inner string) string {
+	if inner == "" {
+		return msg
+	}
+	return msg + ":" + inner
 }
 
 // storeError is an error of the store, which stops a walk.

@@ -308,3 +308,47 @@ func BenchmarkImport2000(b *testing.B) {
 		}
 	}
 }
+
+func TestImportMessageStoresTheReportsOfOneMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name, file        string
+		reports, failures int
+	}{
+		{"an aggregate report mail from Google", "google-message.eml", 1, 0},
+		{"an ARF failure report", "failure-arf.eml", 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openStore(t)
+			raw, err := os.ReadFile(filepath.Join(providers, tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			im := &received.Importer{Store: db}
+			sum, err := im.ImportMessage(context.Background(), bytes.NewReader(raw), "queue 4ABC")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Reports != tc.reports || sum.Failures != tc.failures || len(sum.Rejects) != 0 {
+				t.Errorf("summary %+v, want %d reports and %d failure reports", sum, tc.reports, tc.failures)
+			}
+			again, err := im.ImportMessage(context.Background(), bytes.NewReader(raw), "queue 4ABD")
+			if err != nil || again.Duplicates != tc.reports+tc.failures {
+				t.Errorf("the same message again: %+v, %v; want only duplicates", again, err)
+			}
+		})
+	}
+	t.Run("a message with no report is a rejection named by its source", func(t *testing.T) {
+		db := openStore(t)
+		im := &received.Importer{Store: db}
+		sum, err := im.ImportMessage(context.Background(), strings.NewReader("From: a@example.com\r\nSubject: hi\r\n\r\nhello\r\n"), "queue 4ABE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sum.Rejects) != 1 || !strings.HasPrefix(sum.Rejects[0].Examples[0].Source, "queue 4ABE") {
+			t.Errorf("rejects %+v, want one naming queue 4ABE", sum.Rejects)
+		}
+		if n := totals(t, db); n != (store.ReceivedTotals{}) {
+			t.Errorf("stored %+v", n)
+		}
+	})
+}
