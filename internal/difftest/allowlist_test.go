@@ -137,6 +137,14 @@ var allowList = []allowance{
 		},
 	},
 	{
+		name:   "two Sender fields break RequiredHeaders",
+		reason: "RFC 5322 allows at most one Sender field, as it does one Reply-To or Subject; OpenDMARC 1.4's RequiredHeaders counts those and not Sender, so it lets a message with two through. dmarcd counts Sender too. Listed in the README's Migrating section.",
+		rfc:    "RFC 5322 §3.6 (sender: 0 or 1)",
+		match: func(m message, od, dd verdict) bool {
+			return m.has("two-sender") && od.Action == "accept" && passed(od) && dd.Action == "reject" && len(dd.DMARC) == 0
+		},
+	},
+	{
 		name:   "several From domains: each is evaluated, the strictest applies",
 		reason: "OpenDMARC accepts a From field with addresses in different domains without evaluating it, and evaluates only the first of several From fields; dmarcd evaluates every From domain and applies the strictest outcome (policy.multiple_from = strictest). Listed in the README's Migrating section.",
 		rfc:    "RFC 7489 §6.6.1, RFC 5322 §3.6",

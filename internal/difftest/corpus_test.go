@@ -440,5 +440,59 @@ func specialMessages() []message {
 	fr("a From field in rej.test folded over two lines", nil, "bounce@"+esp, "From: Alice\r\n <alice@rej.test>")
 	fr("a From field in the public suffix co.test", nil, "bounce@"+esp, "From: alice@co.test")
 	fr("a From field in rej.test with a display name holding an address in none.test", []string{"display-name-address"}, "bounce@"+esp, `From: "bob@none.test" <alice@rej.test>`)
+
+	// The connection: IPv6 clients, and a second message on one milter
+	// connection, which must be judged on its own (no client, HELO or
+	// result of the first lost, none of the first's results kept).
+	cn := func(name, client string, before *message, mailFrom string, lines ...string) {
+		ms = append(ms, message{Name: name, Category: "connection", Client: client, Before: before, MailFrom: mailFrom, Headers: headers(lines...)})
+	}
+	passing := &message{MailFrom: "bounce@" + esp, Headers: headers(dkimRej, from)}
+	failing := &message{MailFrom: "bounce@" + esp, Headers: headers(from)}
+	cn("a p=reject failure from an IPv6 client", "2001:db8::25", nil, "bounce@"+esp, from)
+	cn("a trusted DKIM pass for rej.test from an IPv6 client", "2001:db8::25", nil, "bounce@"+esp, dkimRej, from)
+	cn("a p=quarantine failure from an IPv6 client", "2001:db8:1::7", nil, "bounce@"+esp, "From: alice@quar.test")
+	cn("a p=reject failure after a passing message on one connection", "", passing, "bounce@"+esp, from)
+	cn("a passing message after a rejected one on one connection", "", failing, "bounce@"+esp, dkimRej, from)
+	cn("a p=none failure after a passing p=reject message on one connection", "", passing, "bounce@"+esp, "From: alice@none.test")
+	cn("a p=reject failure after a passing message on one connection from an IPv6 client", "2001:db8::25", passing, "bounce@"+esp, from)
+
+	// A second configuration, with RejectMultiValueFrom and
+	// RequiredHeaders on. These messages carry exactly the fields given:
+	// base is the usual set, one of each.
+	st := func(name string, features []string, fields ...string) {
+		var hs [][2]string
+		for _, l := range fields {
+			n, v, _ := strings.Cut(l, ":")
+			hs = append(hs, [2]string{n, strings.TrimSpace(v)})
+		}
+		ms = append(ms, message{Name: name + " (RejectMultiValueFrom, RequiredHeaders)", Category: "strict configuration", Config: "strict",
+			Features: features, MailFrom: "bounce@" + esp, Headers: hs})
+	}
+	date, to, subj, mid := "Date: Fri, 27 Nov 2026 10:00:00 +0000", "To: <postmaster@"+authservID+">", "Subject: differential test", "Message-ID: <strict@"+esp+">"
+	base := []string{date, to, subj, mid}
+	with := func(extra ...string) []string { return append(append([]string{}, base...), extra...) }
+	st("a passing message with one of each field", nil, with(dkimRej, from)...)
+	st("a p=reject failure with one of each field", nil, with(from)...)
+	st("a passing message without a Date field", nil, to, subj, mid, dkimRej, from)
+	st("a passing message with only From and Date", nil, date, dkimRej, from)
+	st("a passing message with two Date fields", nil, with(date, dkimRej, from)...)
+	st("no From field", []string{"missing-from"}, with(dkimRej)...)
+	st("two From fields in rej.test", nil, with(dkimRej, "From: alice@rej.test", "From: bob@rej.test")...)
+	st("a From field in none.test and another in rej.test", []string{"multi-from-fields"}, with("From: alice@none.test", "From: bob@rej.test")...)
+	st("addresses in none.test and rej.test in one From field", []string{"multi-from-domains"}, with("From: alice@none.test, bob@rej.test")...)
+	st("addresses in none.test and rej.test in one From field with a DKIM pass for rej.test", []string{"multi-from-domains"}, with(dkimRej, "From: alice@none.test, bob@rej.test")...)
+	st("two addresses in rej.test in one From field", nil, with(dkimRej, "From: alice@rej.test, bob@rej.test")...)
+	for _, f := range []string{"Subject: two", "Message-ID: <2@x.test>", "To: b@x.test"} { // base has one
+		name, _, _ := strings.Cut(f, ":")
+		st("a passing message with two "+name+" fields", nil, with(dkimRej, from, f)...)
+	}
+	for _, f := range []string{"Reply-To: a@x.test", "Cc: a@x.test", "Bcc: a@x.test", "In-Reply-To: <0@x.test>", "References: <0@x.test>"} {
+		name, _, _ := strings.Cut(f, ":")
+		st("a passing message with one "+name+" field", nil, with(dkimRej, from, f)...)
+		st("a passing message with two "+name+" fields", nil, with(dkimRej, from, f, f)...)
+	}
+	st("a passing message with one Sender field", nil, with(dkimRej, from, "Sender: a@x.test")...)
+	st("a passing message with two Sender fields", []string{"two-sender"}, with(dkimRej, from, "Sender: a@x.test", "Sender: b@x.test")...)
 	return ms
 }

@@ -64,8 +64,12 @@
 // Authentication-Results, not from DNS), and PublicSuffixList naming a small
 // list written by the test ("test" and "co.test"): without one OpenDMARC
 // has no organizational domains at all, and dmarcd reads the same file.
-// Every message comes from a client in 192.0.2.0/24, outside the ignore
-// list.
+// Messages come from clients in 192.0.2.0/24 or 2001:db8::/32, outside
+// the ignore list. A second configuration, the shared one with
+// RejectMultiValueFrom and RequiredHeaders on, runs its own pair of
+// milters for the messages that name it (message.Config). Some messages
+// follow another transaction on the same milter connection
+// (message.Before), as the second message of an SMTP session does.
 //
 // pct is only ever 0 or 100: OpenDMARC samples with random(), and only
 // those two values make both sides deterministic.

@@ -26,10 +26,19 @@ type message struct {
 	// generator sets them, from what it put in the zone and the headers.
 	Features []string
 
-	Client   string // client IP
+	Client   string // client IP, IPv4 or IPv6
 	Helo     string
 	MailFrom string // without brackets; "" is the null sender
 	Headers  [][2]string
+
+	// Config names the configuration the message goes through: "" the
+	// shared one, or a key of configs.
+	Config string
+	// Before, when set, is a transaction sent first on the same milter
+	// connection, as the MTA does for the second message of an SMTP
+	// session (with an abort between them); its client and HELO are the
+	// message's, and only the message's verdict is compared.
+	Before *message
 }
 
 func (m message) has(feature string) bool {
@@ -142,26 +151,53 @@ func sendErr(addr string, m message, queueID string) (verdict, error) {
 	}
 	defer s.Close()
 
-	steps := []struct {
+	family := gomilter.FamilyInet
+	if strings.Contains(m.Client, ":") {
+		family = gomilter.FamilyInet6
+	}
+	if act, err := s.Conn("client.test", family, 25, m.Client); err != nil || act.Type != gomilter.ActionContinue {
+		if err != nil {
+			return verdict{}, fmt.Errorf("connect: %w", err)
+		}
+		v := fromAction(act, nil)
+		v.Stage = "connect"
+		return v, nil
+	}
+	if m.Before != nil {
+		macros.Set(gomilter.MacroQueueId, queueID+"A")
+		if _, err := transaction(s, m.Helo, *m.Before); err != nil {
+			return verdict{}, fmt.Errorf("the transaction before: %w", err)
+		}
+		if err := s.Abort(nil); err != nil {
+			return verdict{}, fmt.Errorf("abort after the transaction before: %w", err)
+		}
+		macros.Set(gomilter.MacroQueueId, queueID)
+		return transaction(s, "", m)
+	}
+	return transaction(s, m.Helo, m)
+}
+
+// transaction sends one message on a connected session: HELO first when
+// helo is not "" (a second transaction has had its HELO), then MAIL FROM
+// to end of message.
+func transaction(s *gomilter.ClientSession, helo string, m message) (verdict, error) {
+	type step struct {
 		stage string
 		do    func() (*gomilter.Action, error)
-	}{
-		{"connect", func() (*gomilter.Action, error) { return s.Conn("client.test", gomilter.FamilyInet, 25, m.Client) }},
-		{"helo", func() (*gomilter.Action, error) { return s.Helo(m.Helo) }},
+	}
+	var steps []step
+	if helo != "" {
+		steps = append(steps, step{"helo", func() (*gomilter.Action, error) { return s.Helo(helo) }})
+	}
+	steps = append(steps, []step{
 		{"mail", func() (*gomilter.Action, error) { return s.Mail("<"+m.MailFrom+">", "") }},
 		{"rcpt", func() (*gomilter.Action, error) { return s.Rcpt("<postmaster@"+authservID+">", "") }},
 		{"data", s.DataStart},
-	}
+	}...)
 	for _, h := range m.Headers {
-		steps = append(steps, struct {
-			stage string
-			do    func() (*gomilter.Action, error)
-		}{"header", func() (*gomilter.Action, error) { return s.HeaderField(h[0], h[1], nil) }})
+		steps = append(steps, step{"header", func() (*gomilter.Action, error) { return s.HeaderField(h[0], h[1], nil) }})
 	}
-	steps = append(steps, struct {
-		stage string
-		do    func() (*gomilter.Action, error)
-	}{"eoh", s.HeaderEnd})
+	steps = append(steps, step{"eoh", s.HeaderEnd})
 	for _, st := range steps {
 		act, err := st.do()
 		if err != nil {

@@ -21,6 +21,16 @@ import (
 // workers is how many messages are in flight at once, to each milter.
 const workers = 8
 
+// configs are the configurations besides the shared one that messages
+// name in Config: lines added to the shared opendmarc.conf. Each runs its
+// own pair of milters.
+var configs = map[string]string{
+	"strict": "RejectMultiValueFrom    true\nRequiredHeaders         true\n",
+}
+
+// pair is the addresses of the two milters of one configuration.
+type pair struct{ od, dd string }
+
 // TestDifferentialInside is the half of TestDifferential that runs inside
 // the network namespace: it starts the DNS server, OpenDMARC and dmarcd,
 // sends the corpus through both, and writes the verdicts for the outside
@@ -39,10 +49,11 @@ func TestDifferentialInside(t *testing.T) {
 		dns.Fail(name, rcode)
 	}
 
-	dir := t.TempDir()
-	conf, odAddr := writeConfig(t, dir)
-	startOpenDMARC(t, os.Getenv(opendmarcEnv), conf, odAddr, dir)
-	ddAddr := startDmarcd(t, conf, dir)
+	pairs := map[string]pair{}
+	for name, extra := range configs {
+		pairs[name] = startPair(t, extra)
+	}
+	pairs[""] = startPair(t, "")
 
 	start := time.Now()
 	results := make([]result, len(c.messages))
@@ -53,9 +64,10 @@ func TestDifferentialInside(t *testing.T) {
 			for i := range jobs {
 				m := c.messages[i]
 				qid := fmt.Sprintf("DIFF%04d", i)
+				p := pairs[m.Config]
 				results[i] = result{Index: i, Name: m.Name,
-					OpenDMARC: send(odAddr, m, qid),
-					Dmarcd:    send(ddAddr, m, qid)}
+					OpenDMARC: send(p.od, m, qid),
+					Dmarcd:    send(p.dd, m, qid)}
 			}
 		})
 	}
@@ -75,10 +87,21 @@ func TestDifferentialInside(t *testing.T) {
 	}
 }
 
-// writeConfig writes the shared opendmarc.conf and the public suffix list
-// it names, and returns the configuration's path and the address of its
-// Socket, where OpenDMARC listens.
-func writeConfig(t *testing.T, dir string) (string, string) {
+// startPair writes the shared configuration with extra lines added, and
+// starts OpenDMARC and dmarcd on it.
+func startPair(t *testing.T, extra string) pair {
+	t.Helper()
+	dir := t.TempDir()
+	conf, odAddr := writeConfig(t, dir, extra)
+	startOpenDMARC(t, os.Getenv(opendmarcEnv), conf, odAddr, dir)
+	return pair{od: odAddr, dd: startDmarcd(t, conf, dir)}
+}
+
+// writeConfig writes the shared opendmarc.conf, with extra lines at its
+// end, and the public suffix list it names, and returns the
+// configuration's path and the address of its Socket, where OpenDMARC
+// listens.
+func writeConfig(t *testing.T, dir, extra string) (string, string) {
 	t.Helper()
 	psl := filepath.Join(dir, "public_suffix_list.dat")
 	if err := os.WriteFile(psl, []byte(suffixList), 0o644); err != nil {
@@ -95,7 +118,7 @@ SPFSelfValidate         false
 PublicSuffixList        %s
 Socket                  inet:%d@127.0.0.1
 Syslog                  false
-`, authservID, trustedID, psl, port)
+%s`, authservID, trustedID, psl, port, extra)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
