@@ -4,7 +4,7 @@
 //
 // The milter decides, per message and From domain, whether the policy
 // record asks for a report (Wanted, the fo tag), and hands an Incident to
-// a Queue without waiting. The Queue redacts it (local parts of addresses,
+// a Queue (package report/failure/outbound) without waiting. The Queue redacts it (local parts of addresses,
 // chosen header fields), removes duplicates and keeps it in the store's
 // failure queue, so that a restart loses nothing. A Sender, holding the
 // store's "failure-sender" lease so that one node sends, drains that
