@@ -205,12 +205,25 @@ type Config struct {
 	// CopyFailuresTo, when not "", is added as a recipient of messages that
 	// fail DMARC under p=quarantine or p=reject.
 	CopyFailuresTo string
+
+	// FailureReports hands Deps.Failures an incident for each From domain
+	// whose policy asks for a failure report about the message (its fo
+	// and ruf, see failure.Wanted). The header fields are then kept.
+	FailureReports bool
+	// FailureReportsOnNone also reports on domains whose policy is
+	// p=none (OpenDMARC's FailureReportsOnNone).
+	FailureReportsOnNone bool
+	// FailureReportsBody keeps message bodies for failure reports that
+	// attach the whole message, up to FailureReportsMaxBody bytes; the
+	// milter then asks the MTA for bodies.
+	FailureReportsBody    bool
+	FailureReportsMaxBody int64
 }
 
 // needsMessage reports whether the milter must see whole messages: header
 // fields as received and the body.
 func (c *Config) needsMessage() bool {
-	return c.DKIMSelfVerify || len(c.ARCTrustedSealers) > 0
+	return c.DKIMSelfVerify || len(c.ARCTrustedSealers) > 0 || (c.FailureReports && c.FailureReportsBody)
 }
 
 // matchDomain reports whether the normalized domain d matches a pattern of

@@ -27,6 +27,7 @@ import (
 
 	"github.com/dmarcd/dmarcd/dmarc"
 	"github.com/dmarcd/dmarcd/report"
+	"github.com/dmarcd/dmarcd/report/failure"
 )
 
 // Server serves the milter protocol on any number of listeners. Its
@@ -57,6 +58,16 @@ type Deps struct {
 	// SPF checks SPF when the configuration asks for self-checks; nil
 	// disables them.
 	SPF SPFChecker
+	// Failures receives failure report incidents when the configuration
+	// asks for failure reports; nil makes none.
+	Failures FailureSink
+}
+
+// FailureSink takes failure report incidents (an outbound.Queue). Add must
+// not block: it runs before the MTA gets its reply. It reports false for
+// an incident it dropped.
+type FailureSink interface {
+	Add(failure.Incident) bool
 }
 
 // SPFChecker evaluates SPF for a message the way DMARC needs it: the MAIL

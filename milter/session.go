@@ -61,14 +61,22 @@ type message struct {
 		err     error
 	}
 
-	// whole is set when DKIM or ARC is verified here: the header fields
-	// as received and the body are kept, up to cfg.MaxMessageSize.
-	whole    bool
-	leadSP   bool // header values arrive with their leading space
-	fields   []field
-	body     bytes.Buffer
-	size     int64
-	tooLarge bool
+	// whole is set when DKIM or ARC is verified here, or failure reports
+	// attach whole messages: the header fields as received and the body
+	// are kept, up to cfg.MaxMessageSize.
+	whole bool
+	// keepHeaders is set when the header fields are kept: for whole
+	// messages, or for failure reports, which quote them. Beyond
+	// maxReportHeaders bytes, fields kept for reports alone are dropped
+	// (headersCut).
+	keepHeaders bool
+	headerBytes int64
+	headersCut  bool
+	leadSP      bool // header values arrive with their leading space
+	fields      []field
+	body        bytes.Buffer
+	size        int64
+	tooLarge    bool
 }
 
 // field is one header field as the MTA passed it.
@@ -120,6 +128,7 @@ func (s *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilt
 	s.msg.mailFrom = strings.Trim(from, "<>")
 	// Whole messages come only on connections negotiated for them.
 	s.msg.whole = s.cfg.needsMessage() && m.Protocol()&gomilter.OptNoBody == 0
+	s.msg.keepHeaders = s.msg.whole || (s.cfg.FailureReports && s.deps.Failures != nil)
 	s.msg.leadSP = m.Protocol()&gomilter.OptHeaderLeadingSpace != 0
 	if user := m.Get(gomilter.MacroAuthAuthen); user != "" && s.cfg.Ignore.Authenticated {
 		s.msg.skip = "SMTP-authenticated client " + user
@@ -169,14 +178,31 @@ func (s *session) Header(name, value string, m gomilter.Modifier) (*gomilter.Res
 	return gomilter.RespContinue, nil
 }
 
-// keepField keeps a header field for verification, within the size cap.
+// maxReportHeaders bounds the header section kept for a failure report
+// alone (when no verification needs it, or the message outgrew
+// MaxMessageSize).
+const maxReportHeaders = 256 << 10
+
+// keepField keeps a header field for verification, within the size cap,
+// and for failure reports, within maxReportHeaders.
 func (s *session) keepField(name, value string) {
-	if !s.msg.whole || s.msg.tooLarge {
+	if !s.msg.keepHeaders {
 		return
 	}
-	if s.grow(int64(len(name) + len(value) + 3)) {
+	n := int64(len(name) + len(value) + 3)
+	s.msg.headerBytes += n
+	if s.msg.whole && !s.msg.tooLarge && s.grow(n) {
 		s.msg.fields = append(s.msg.fields, field{name, value})
+		return
 	}
+	if !s.cfg.FailureReports {
+		return
+	}
+	if s.msg.headerBytes > maxReportHeaders {
+		s.msg.headersCut = true
+		return
+	}
+	s.msg.fields = append(s.msg.fields, field{name, value})
 }
 
 // grow accounts for n more bytes of message and reports whether they fit;
@@ -184,7 +210,11 @@ func (s *session) keepField(name, value string) {
 func (s *session) grow(n int64) bool {
 	s.msg.size += n
 	if s.cfg.MaxMessageSize > 0 && s.msg.size > s.cfg.MaxMessageSize {
-		s.msg.tooLarge, s.msg.fields = true, nil
+		s.msg.tooLarge = true
+		if !s.cfg.FailureReports || s.msg.headerBytes > maxReportHeaders {
+			// A failure report still quotes the header fields.
+			s.msg.fields = nil
+		}
 		s.msg.body = bytes.Buffer{}
 		return false
 	}
