@@ -59,6 +59,11 @@ func milterConfig(c *config.Config) (*milter.Config, error) {
 		RequiredHeaders:     c.Policy.RequiredHeaders,
 		AuthServIDWithJobID: c.AuthservIDWithJobID,
 		CopyFailuresTo:      c.CopyFailuresTo,
+
+		FailureReports:        c.FailureReports.Enabled,
+		FailureReportsOnNone:  c.FailureReports.OnPolicyNone,
+		FailureReportsBody:    c.FailureReports.Include == config.IncludeMessage,
+		FailureReportsMaxBody: c.FailureReports.MaxMessageSize.Bytes(),
 	}
 	if c.SoftwareHeader {
 		m.Software = "dmarcd " + Version
