@@ -226,6 +226,12 @@ func (c *Config) needsMessage() bool {
 	return c.DKIMSelfVerify || len(c.ARCTrustedSealers) > 0 || (c.FailureReports && c.FailureReportsBody)
 }
 
+// bodyForReportsOnly reports whether bodies are kept for failure reports
+// alone, so that FailureReportsMaxBody, not MaxMessageSize, bounds them.
+func (c *Config) bodyForReportsOnly() bool {
+	return !c.DKIMSelfVerify && len(c.ARCTrustedSealers) == 0
+}
+
 // matchDomain reports whether the normalized domain d matches a pattern of
 // list: "example.com" matches that domain only, "*.example.com" matches
 // its subdomains only. It returns the length of the best pattern, so that

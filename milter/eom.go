@@ -326,8 +326,9 @@ func (s *session) reportFailures(out outcome, own, queueID string) {
 			DeliveryResult: deliveryResult(out.final.action),
 			SPF: failure.Auth{Domain: e.res.SPF.Domain, Scope: e.res.SPF.Scope.String(),
 				Result: string(e.res.SPF.Result), Aligned: e.res.SPFAligned},
-			Headers: fields,
-			RUF:     failure.Destinations(e.res.Record),
+			Headers:          fields,
+			HeadersTruncated: s.msg.headersCut,
+			RUF:              failure.Destinations(e.res.Record),
 		}
 		if inc.FromDomain == "" {
 			inc.FromDomain = e.domain

@@ -290,3 +290,18 @@ func txtRR(name, text string) string {
 	parts = append(parts, `"`+text+`"`)
 	return name + " 300 IN TXT " + strings.Join(parts, " ")
 }
+
+func TestABodyOverTheReportCapIsOmittedButTheHeadersStay(t *testing.T) {
+	sink := &incidents{}
+	e := startDeps(t, Strict, func(c *Config) {
+		c.FailureReports, c.FailureReportsBody, c.FailureReportsMaxBody = true, true, 4
+	}, Deps{Evaluator: newEvaluator(dmarc.RFC9989, failureDNS, nil), Failures: sink})
+	e.send(failingMessage("failing.example", bothFail))
+	got := sink.all()
+	if len(got) != 1 || got[0].Body != nil || !got[0].BodyOmitted {
+		t.Fatalf("incidents %+v, want one with the body omitted", got)
+	}
+	if v := fieldValue(got[0].Headers, "Message-ID"); strings.TrimSpace(v) != "<4711@spoof.example>" {
+		t.Errorf("Message-ID %q: the header fields should stay", v)
+	}
+}

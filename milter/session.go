@@ -277,6 +277,14 @@ func (s *session) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
 }
 
 func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (*gomilter.Response, error) {
+	if s.msg.whole && !s.msg.tooLarge && s.cfg.bodyForReportsOnly() &&
+		int64(s.msg.body.Len()+len(chunk)) > s.cfg.FailureReportsMaxBody {
+		// Only a failure report wanted the body, and it is over the
+		// report's cap: stop keeping it now rather than at
+		// MaxMessageSize. The header fields stay for the report.
+		s.msg.tooLarge = true
+		s.msg.body = bytes.Buffer{}
+	}
 	if s.msg.whole && !s.msg.tooLarge && s.grow(int64(len(chunk))) {
 		s.msg.body.Write(chunk)
 		return gomilter.RespContinue, nil

@@ -93,6 +93,9 @@ func Compose(inc Incident, o ComposeOptions) ([]byte, error) {
 	if inc.BodyOmitted {
 		b.WriteString("The message's body was too large to include; its header section follows.\r\n")
 	}
+	if inc.HeadersTruncated {
+		b.WriteString("The message's header section was too large and is cut short.\r\n")
+	}
 	b.WriteString("\r\n")
 
 	// The machine-readable part.

@@ -42,8 +42,10 @@ type Incident struct {
 	// SPF and DKIM are the authentication results, with their alignment.
 	SPF  Auth   `json:"spf"`
 	DKIM []Auth `json:"dkim,omitempty"`
-	// Headers are the header fields of the message as received, in order.
-	Headers []Field `json:"headers,omitempty"`
+	// Headers are the header fields of the message as received, in order;
+	// HeadersTruncated says the milter's cap cut the header section.
+	Headers          []Field `json:"headers,omitempty"`
+	HeadersTruncated bool    `json:"headers_truncated,omitempty"`
 	// Body is the message body, when the whole message is reported; nil
 	// otherwise. BodyOmitted says a body existed but was too large.
 	Body        []byte `json:"body,omitempty"`
