@@ -37,7 +37,7 @@ const maxRcptTo = 100
 
 // Compose writes the failure report about inc as an RFC 5322 message:
 // multipart/report; report-type=feedback-report (RFC 5965, RFC 6591, RFC
-// 9991 §3), of a text/plain description, the message/feedback-report
+// 9991), of a text/plain description, the message/feedback-report
 // fields, and the reported message's header section or, with
 // WholeMessage, the message itself. Lines end in CRLF. The Subject names
 // the domain and the source address but never the reported message's
@@ -165,8 +165,7 @@ func feedback(b *bytes.Buffer, inc Incident, o ComposeOptions) {
 	}
 }
 
-// IdentityAlignment is the value of the Identity-Alignment field (RFC 9991
-// §3.3): the mechanisms that failed to produce an aligned pass, "dkim"
+// IdentityAlignment is the value of the Identity-Alignment field (RFC 9991): the mechanisms that failed to produce an aligned pass, "dkim"
 // and "spf" in that order, or "none" when neither failed.
 func IdentityAlignment(inc Incident) string {
 	var m []string

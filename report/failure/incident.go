@@ -91,8 +91,8 @@ func (d Destination) Domain() string {
 
 // Wanted reports whether the policy record of res asks for a failure
 // report about the message, and why: the record has a mailto: ruf, its rf
-// (RFC 7489 only) allows afrf, and its fo matches the results (RFC 9991
-// §3, RFC 7489 §6.3):
+// (RFC 7489 only) allows afrf, and its fo matches the results (RFC 9991,
+// RFC 7489 §6.3):
 //
 //   - 0 (the default): no mechanism produced an aligned pass;
 //   - 1: some mechanism did not produce an aligned pass;

@@ -8,7 +8,7 @@ import (
 )
 
 // Redactor removes personal data from an Incident before it is stored
-// (RFC 6590, which RFC 9991 §5 recommends): the local parts of mail
+// (RFC 6590, as RFC 9991 recommends): the local parts of mail
 // addresses, and the values of chosen header fields.
 type Redactor struct {
 	// LocalParts replaces the local part of every address in the
