@@ -77,10 +77,18 @@ func senderConfig() Config {
 }
 
 func TestABurstSendsNoMoreThanTheRateLimitAndCountsTheRest(t *testing.T) {
+	for _, d := range drivers {
+		t.Run(d.name, func(t *testing.T) {
+			now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+			testBurst(t, d.open(t, func() time.Time { return now }), &now)
+		})
+	}
+}
+
+func testBurst(t *testing.T, db *store.DB, clockNow *time.Time) {
 	ctx := context.Background()
-	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	now := *clockNow
 	clock := func() time.Time { return now }
-	db := openStore(t, filepath.Join(t.TempDir(), store.DefaultFile), clock)
 	srv := smtptest.Start(t)
 	var logs logBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
@@ -141,11 +149,46 @@ func TestABurstSendsNoMoreThanTheRateLimitAndCountsTheRest(t *testing.T) {
 		q.Add(incident(5000, now))
 		q.Close(ctx)
 		now = now.Add(time.Hour)
+		*clockNow = now
 		got, err := s.RunOnce(ctx)
 		if err != nil || got.Sent != 0 || got.Dropped[ReasonRateLimited] != 1 {
 			t.Errorf("next run %+v, %v; want one more dropped", got, err)
 		}
 	})
+}
+
+// blockedStore is a store that takes no incident until released.
+type blockedStore struct {
+	store.FailureQueue
+	release chan struct{}
+}
+
+func (b blockedStore) EnqueueFailures(ctx context.Context, fs []store.NewFailure, _ time.Duration) (int, int, error) {
+	<-b.release
+	return len(fs), 0, nil
+}
+
+func TestAStuckStoreCostsBoundedMemoryAndNeverBlocks(t *testing.T) {
+	st := blockedStore{release: make(chan struct{})}
+	q := NewQueue(st, QueueConfig{}, 1000, nil, slog.New(slog.DiscardHandler))
+	big := incident(1, time.Now())
+	big.Body = make([]byte, 10<<20)
+	taken := 0
+	for range 20 {
+		if q.Add(big) {
+			taken++
+		}
+	}
+	if taken == 0 || taken > 8 {
+		t.Errorf("%d incidents of 10 MiB taken while the store is stuck, want a few (64 MiB)", taken)
+	}
+	if st := q.Stats(); st.Overflow != int64(20-taken) {
+		t.Errorf("overflow %d, want %d", st.Overflow, 20-taken)
+	}
+	close(st.release)
+	if err := q.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestNoReportGoesToAnUnauthorizedExternalDestination(t *testing.T) {

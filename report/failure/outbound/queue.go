@@ -29,8 +29,9 @@ type QueueConfig struct {
 // Queue is the milter's FailureSink: Add hands it an incident without
 // waiting; a goroutine redacts incidents, removes duplicates and writes
 // them to the store's failure queue in batches. When the store is slow or
-// down and Size incidents wait, further ones are dropped and counted
-// (QueueStats.Overflow): the MTA must never wait for failure reports.
+// down and size incidents (or 64 MiB of them) wait, further ones are
+// dropped and counted (QueueStats.Overflow): the MTA must never wait for
+// failure reports.
 type Queue struct {
 	st     store.FailureQueue
 	log    *slog.Logger
@@ -43,6 +44,23 @@ type Queue struct {
 
 	received, written, duplicates, overflow, errs atomic.Int64
 	lastOverflowLog                               atomic.Int64
+	// held is the size of the incidents in the channel, bounded by
+	// maxHeld: a queue of big whole messages must not eat the memory
+	// when the store is down.
+	held atomic.Int64
+}
+
+// maxHeld bounds the bytes of header fields and bodies waiting in a
+// Queue's memory.
+const maxHeld = 64 << 20
+
+// sizeOf is roughly what an incident holds in memory.
+func sizeOf(inc failure.Incident) int64 {
+	n := int64(len(inc.Body)) + 512
+	for _, f := range inc.Headers {
+		n += int64(len(f.Name) + len(f.Value))
+	}
+	return n
 }
 
 // QueueStats counts what a Queue did since it started.
@@ -86,17 +104,29 @@ func (q *Queue) Add(inc failure.Incident) (ok bool) {
 		}
 	}()
 	q.received.Add(1)
+	size := sizeOf(inc)
+	if q.held.Add(size) > maxHeld {
+		q.held.Add(-size)
+		q.dropped(inc)
+		return false
+	}
 	select {
 	case q.ch <- inc:
 		return true
 	default:
-		n := q.overflow.Add(1)
-		// One log line a minute at most: a flood must not flood the log.
-		now := time.Now().Unix()
-		if last := q.lastOverflowLog.Load(); now-last >= 60 && q.lastOverflowLog.CompareAndSwap(last, now) {
-			q.log.Warn("failure report queue full: incident dropped", "dropped_so_far", n, "policy_domain", inc.PolicyDomain)
-		}
+		q.held.Add(-size)
+		q.dropped(inc)
 		return false
+	}
+}
+
+// dropped counts an incident the queue had no room for, and says so in the
+// log once a minute at most: a flood must not flood the log.
+func (q *Queue) dropped(inc failure.Incident) {
+	n := q.overflow.Add(1)
+	now := time.Now().Unix()
+	if last := q.lastOverflowLog.Load(); now-last >= 60 && q.lastOverflowLog.CompareAndSwap(last, now) {
+		q.log.Warn("failure report queue full: incident dropped", "dropped_so_far", n, "policy_domain", inc.PolicyDomain)
 	}
 }
 
@@ -137,6 +167,9 @@ func (q *Queue) run() {
 			}
 		}
 		q.write(batch)
+		for _, inc := range batch {
+			q.held.Add(-sizeOf(inc))
+		}
 	}
 }
 

@@ -360,10 +360,8 @@ func (r *run) one(ctx context.Context, f store.FailureReport, sum *Summary) erro
 	if len(to) == 0 {
 		return r.finish(ctx, f, store.FailureAttempt{State: store.FailureDropped, Reason: ReasonUnauthorized, Error: "no mailto: destination"}, sum)
 	}
-	msg, err := r.compose(inc, f, to, limit)
-	if err != nil {
-		return r.finish(ctx, f, store.FailureAttempt{State: store.FailureDropped, Reason: ReasonTooLarge, Error: err.Error()}, sum)
-	}
+	// The limits first: in a burst, most reports go no further, and
+	// composing them would be wasted.
 	if !r.lim.take(f.PolicyDomain, f.DestDomain) {
 		if r.limited == nil {
 			r.limited = map[string]int{}
@@ -371,9 +369,15 @@ func (r *run) one(ctx context.Context, f store.FailureReport, sum *Summary) erro
 		r.limited[f.PolicyDomain]++
 		return r.finish(ctx, f, store.FailureAttempt{State: store.FailureDropped, Reason: ReasonRateLimited}, sum)
 	}
+	msg, err := r.compose(inc, f, to, limit)
+	if err != nil {
+		r.lim.giveBack(f.PolicyDomain, f.DestDomain)
+		return r.finish(ctx, f, store.FailureAttempt{State: store.FailureDropped, Reason: ReasonTooLarge, Error: err.Error()}, sum)
+	}
 	if len(r.cfg.Signers) > 0 {
 		sig, err := delivery.Signatures(bytes.NewReader(msg), r.cfg.Signers...)
 		if err != nil {
+			r.lim.giveBack(f.PolicyDomain, f.DestDomain)
 			return r.finish(ctx, f, store.FailureAttempt{State: store.FailureFailed, Reason: "sign", Error: err.Error()}, sum)
 		}
 		msg = append([]byte(sig), msg...)
