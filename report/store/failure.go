@@ -29,7 +29,10 @@ type FailureQueue interface {
 	FailuresSent(ctx context.Context, since time.Time) ([]FailureCount, error)
 	// FailureStates counts the reports per state and reason.
 	FailureStates(ctx context.Context) ([]FailureStateCount, error)
-	// ExpireFailures deletes the finished reports finished before before.
+	// ExpireFailures deletes the finished reports finished before before,
+	// and the pending ones created before it: those a sender left behind
+	// when failure reports were turned off, which must not keep their
+	// copy of a message for ever.
 	ExpireFailures(ctx context.Context, before time.Time) (int64, error)
 }
 
@@ -268,8 +271,9 @@ func (db *DB) FailureStates(ctx context.Context) ([]FailureStateCount, error) {
 
 // ExpireFailures implements FailureQueue.
 func (db *DB) ExpireFailures(ctx context.Context, before time.Time) (int64, error) {
-	res, err := db.w.ExecContext(ctx, db.q(`DELETE FROM failure_reports WHERE state <> ? AND finished_at < ?`),
-		FailurePending, before.Unix())
+	res, err := db.w.ExecContext(ctx, db.q(`DELETE FROM failure_reports
+		WHERE (state <> ? AND finished_at < ?) OR (state = ? AND created_at < ?)`),
+		FailurePending, before.Unix(), FailurePending, before.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("expire failure reports: %w", err)
 	}

@@ -89,13 +89,20 @@ func TestFailureQueue(t *testing.T) {
 				}
 			})
 
-			t.Run("finished reports expire, pending ones stay", func(t *testing.T) {
+			t.Run("finished reports expire, recent pending ones stay", func(t *testing.T) {
 				n, err := db.ExpireFailures(ctx, t0.Add(time.Second))
 				if err != nil || n != 2 {
 					t.Errorf("ExpireFailures = %d, %v; want 2", n, err)
 				}
 				if d, _ := db.DueFailures(ctx, t0.Add(3*time.Hour), 10); len(d) != 1 {
 					t.Errorf("%d pending after expiry, want 1", len(d))
+				}
+			})
+
+			t.Run("pending reports older than the cut-off expire too", func(t *testing.T) {
+				n, err := db.ExpireFailures(ctx, t0.Add(3*time.Hour))
+				if err != nil || n != 1 {
+					t.Errorf("ExpireFailures = %d, %v; want the pending one", n, err)
 				}
 			})
 

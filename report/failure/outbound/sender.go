@@ -30,8 +30,9 @@ const LeaseName = "failure-sender"
 // Config is how failure reports are sent: the [failure_reports] table with
 // what it shares with [reports].
 type Config struct {
-	// Enabled sends failure reports. When false the Sender does nothing
-	// and reports still queued expire (MaxAge) once it is enabled again.
+	// Enabled sends failure reports. When false the Sender sends nothing;
+	// reports still queued are dropped as expired (MaxAge) if it is
+	// enabled again, and deleted after KeepFinished if not.
 	Enabled bool
 	// FromName and FromAddress make the From field; FromAddress is also
 	// the envelope sender.
@@ -52,7 +53,7 @@ type Config struct {
 	// older ones are dropped. Zero means a day.
 	MaxAge time.Duration
 	// KeepFinished is how long finished reports stay in the store, for
-	// the counts; zero means a week.
+	// the counts, and the longest any report stays; zero means a week.
 	KeepFinished time.Duration
 	// UserAgent is the feedback report's User-Agent; ReportingMTA our host
 	// name.
@@ -186,12 +187,14 @@ func (s *Sender) Run(ctx context.Context) error {
 		}
 	}()
 	for {
-		if lease == nil && s.cfg.Load().Enabled {
+		// The lease is taken even with failure reports off: its holder
+		// also expires what a sender left in the store.
+		if lease == nil {
 			l, err := s.d.Store.TryLease(ctx, LeaseName)
 			switch {
 			case err == nil:
 				lease = l
-				s.log.Info("this node now sends the failure reports")
+				s.log.Info("this node holds the failure report sender lease (it sends failure reports when they are enabled)")
 			case errors.Is(err, store.ErrLeaseHeld), ctx.Err() != nil:
 			default:
 				s.log.Warn("cannot take the failure report sender lease", "err", err)
@@ -228,15 +231,15 @@ func (s *Sender) RunOnce(ctx context.Context) (Summary, error) {
 	cfg := s.cfg.Load()
 	now := s.now().UTC()
 	var sum Summary
-	if !cfg.Enabled {
-		return sum, nil
-	}
 	if now.Sub(s.lastExpired) >= time.Hour {
 		if _, err := s.d.Store.ExpireFailures(ctx, now.Add(-cfg.KeepFinished)); err != nil {
 			s.log.Warn("expiring old failure reports", "err", err)
 		} else {
 			s.lastExpired = now
 		}
+	}
+	if !cfg.Enabled {
+		return sum, nil
 	}
 	due, err := s.d.Store.DueFailures(ctx, now, batch)
 	if err != nil || len(due) == 0 {
