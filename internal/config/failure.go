@@ -124,6 +124,11 @@ func (v *validator) failureReports(f *FailureReports, r *Reports) {
 			*m.val = normalizeMailbox(*m.val)
 		}
 	}
+	if d := r.DKIM.Domain; f.FromAddress != "" && d != "" {
+		if dom := f.FromAddress[strings.LastIndexByte(f.FromAddress, '@')+1:]; !aligned(dom, d) {
+			v.fail("failure_reports.from_address", "%s does not align with reports.dkim.domain (%s): failure reports would fail DMARC", dom, d)
+		}
+	}
 	if strings.IndexFunc(f.FromName, func(c rune) bool { return c < ' ' || c == 0x7f }) >= 0 {
 		v.fail("failure_reports.from_name", "must be one line without control characters")
 	}
