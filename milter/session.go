@@ -212,8 +212,10 @@ func (s *session) grow(n int64) bool {
 	if s.cfg.MaxMessageSize > 0 && s.msg.size > s.cfg.MaxMessageSize {
 		s.msg.tooLarge = true
 		if !s.cfg.FailureReports || s.msg.headerBytes > maxReportHeaders {
-			// A failure report still quotes the header fields.
+			// A failure report still quotes the header fields, unless
+			// they are over its cap too.
 			s.msg.fields = nil
+			s.msg.headersCut = s.cfg.FailureReports
 		}
 		s.msg.body = bytes.Buffer{}
 		return false
