@@ -36,6 +36,7 @@ var failureDNS = map[string][]string{
 	"_dmarc.noruf.example":    {"v=DMARC1; p=reject; rua=mailto:rua@noruf.example"},
 	"_dmarc.external.example": {"v=DMARC1; p=reject; ruf=mailto:ruf@thirdparty.example"},
 	"_dmarc.none.example":     {"v=DMARC1; p=none; ruf=mailto:ruf@none.example"},
+	"spoof.example":           {"v=spf1 ip4:198.51.100.0/24 -all"},
 }
 
 // incidents records what the milter hands its failure sink.
@@ -189,7 +190,8 @@ func TestAFailingMessageGivesOneSignedRedactedReport(t *testing.T) {
 		Enabled: true, FromName: "DMARC failure reports", FromAddress: "dmarc@mx.test",
 		PerDomain: scheduler.Rate{N: 10, Per: time.Hour}, UserAgent: "dmarcd/test", ReportingMTA: "mx.test",
 		Signers: []delivery.Signer{signer},
-	}, outbound.SenderDeps{Store: db, Verifier: ev, Sender: delivery.Relay{Addr: relay.Addr(), StartTLS: delivery.StartTLSNone}, Logger: log})
+	}, outbound.SenderDeps{Store: db, Verifier: ev, Resolver: ev.Resolver,
+		Sender: delivery.Relay{Addr: relay.Addr(), StartTLS: delivery.StartTLSNone}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,6 +266,7 @@ func TestAFailingMessageGivesOneSignedRedactedReport(t *testing.T) {
 		"Source-IP": "192.0.2.10", "Delivery-Result": "reject", "Identity-Alignment": "dkim, spf",
 		"Original-Mail-From": "<redacted@spoof.example>", "Original-Rcpt-To": "<redacted@mx.test>",
 		"DKIM-Domain": "failing.example", "DKIM-Selector": "s1",
+		"SPF-DNS": `txt : spoof.example : "v=spf1 ip4:198.51.100.0/24 -all"`,
 	} {
 		if got := fb.Get(k); got != want {
 			t.Errorf("%s: %q, want %q", k, got, want)

@@ -229,7 +229,7 @@ func openReporting(cfg *config.Config, s secrets, ev *dmarc.Evaluator, resolver 
 	r.redactKey = make([]byte, 32)
 	rand.Read(r.redactKey)
 	r.failSender, err = outbound.NewSender(failureConfig(cfg, s), outbound.SenderDeps{
-		Store: db, Verifier: r.ver, Sender: r.relay, Now: opts.Now, Logger: log, Poll: opts.ReportPoll,
+		Store: db, Verifier: r.ver, Sender: r.relay, Resolver: resolver, Now: opts.Now, Logger: log, Poll: opts.ReportPoll,
 	})
 	if err != nil {
 		db.Close()

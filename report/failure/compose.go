@@ -159,10 +159,42 @@ func feedback(b *bytes.Buffer, inc Incident, o ComposeOptions) {
 	}
 	if k, ok := reportedSignature(inc.DKIM); ok {
 		hdr(b, "DKIM-Domain", clean(k.Domain))
+		if id := dkimIdentity(inc.Headers, k); id != "" {
+			hdr(b, "DKIM-Identity", id)
+		}
 		if k.Selector != "" {
 			hdr(b, "DKIM-Selector", clean(k.Selector))
 		}
 	}
+	if inc.SPFDNS != "" && inc.SPF.Domain != "" {
+		hdr(b, "SPF-DNS", "txt : "+clean(inc.SPF.Domain)+" : "+quote(clean(inc.SPFDNS)))
+	}
+}
+
+// dkimIdentity returns the i= of the DKIM-Signature field of signature k
+// (its d= and s=), or "@" and its d= when it has no i= (RFC 6376 §3.5),
+// or "" when the field is not among the kept ones.
+func dkimIdentity(fs []Field, k Auth) string {
+	for _, f := range fs {
+		if !strings.EqualFold(f.Name, "DKIM-Signature") {
+			continue
+		}
+		tags := map[string]string{}
+		for _, t := range strings.Split(unfold(f.Value), ";") {
+			name, value, ok := strings.Cut(t, "=")
+			if ok {
+				tags[strings.ToLower(strings.TrimSpace(name))] = strings.Join(strings.Fields(value), "")
+			}
+		}
+		if !strings.EqualFold(tags["d"], k.Domain) || (k.Selector != "" && !strings.EqualFold(tags["s"], k.Selector)) {
+			continue
+		}
+		if i := clean(tags["i"]); i != "" {
+			return i
+		}
+		return "@" + clean(tags["d"])
+	}
+	return ""
 }
 
 // IdentityAlignment is the value of the Identity-Alignment field (RFC 9991): the mechanisms that failed to produce an aligned pass, "dkim"

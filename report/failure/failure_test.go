@@ -111,6 +111,8 @@ func TestRedactAddresses(t *testing.T) {
 		{"every address of a list goes", " a@x.example, b@y.example", " redacted@x.example, redacted@y.example"},
 		{"a quoted local part goes whole", ` <"john doe"@example.com>`, ` <redacted@example.com>`},
 		{"a domain alone stays", " @example.com", " @example.com"},
+		{"an SRS address keeps its structure, not its mailbox", " SRS0=HHH=TT=example.org=alice@fwd.example", " SRS0=HHH=TT=example.org=redacted@fwd.example"},
+		{"a DKIM i= loses its mailbox", " d=example.org; i=alice@example.org;", " d=example.org; i=redacted@example.org;"},
 		{"text without addresses stays", " hello world", " hello world"},
 		{"a trailing at sign is left", " what@", " what@"},
 		{"an unterminated quote is a separator", ` x"y@example.com`, ` x"redacted@example.com`},
@@ -144,10 +146,12 @@ func TestRedactKeepsMessageIDsAndHidesChosenFields(t *testing.T) {
 			{"From", " Billing <billing@example.org>"},
 			{"Subject", " Your invoice"},
 			{"Message-ID", " <4711@spoof.example>"},
+			{"DKIM-Signature", " d=example.org; i=billing@example.org; b=AAAA"},
 		},
 	}
 	got := Redactor{LocalParts: true, Headers: []string{"subject"}}.Redact(inc)
-	want := []Field{{"From", " Billing <redacted@example.org>"}, {"Subject", " [redacted]"}, {"Message-ID", " <4711@spoof.example>"}}
+	want := []Field{{"From", " Billing <redacted@example.org>"}, {"Subject", " [redacted]"}, {"Message-ID", " <4711@spoof.example>"},
+		{"DKIM-Signature", " d=example.org; i=redacted@example.org; b=AAAA"}}
 	for i := range want {
 		if got.Headers[i] != want[i] {
 			t.Errorf("field %d = %q, want %q", i, got.Headers[i], want[i])
@@ -175,9 +179,11 @@ func sample() Incident {
 			{"To", " alice@example.net"},
 			{"Subject", " Your invoice"},
 			{"Message-ID", " <4711@spoof.example>"},
+			{"DKIM-Signature", " v=1; a=rsa-sha256; d=example.org; s=s1;\r\n\ti=@example.org; h=from; bh=AAAA; b=BBBB"},
 		},
-		Body: []byte("Pay now.\r\n"),
-		RUF:  []Destination{{Raw: "mailto:ruf@example.org", Address: "ruf@example.org"}},
+		SPFDNS: "v=spf1 -all",
+		Body:   []byte("Pay now.\r\n"),
+		RUF:    []Destination{{Raw: "mailto:ruf@example.org", Address: "ruf@example.org"}},
 	}
 }
 
@@ -237,6 +243,7 @@ func TestComposeWritesAnRFC6591Report(t *testing.T) {
 				"Delivery-Result": "reject", "Original-Mail-From": "<bounce@spoof.example>",
 				"Original-Rcpt-To": "<alice@example.net>", "DKIM-Domain": "example.org", "DKIM-Selector": "s1",
 				"Arrival-Date": "Fri, 01 May 2026 10:00:00 +0000", "User-Agent": "dmarcd/test",
+				"DKIM-Identity": "@example.org", "SPF-DNS": `txt : spoof.example : "v=spf1 -all"`,
 			} {
 				if got := fb.Get(k); got != v {
 					t.Errorf("%s = %q, want %q", k, got, v)

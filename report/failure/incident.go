@@ -52,6 +52,9 @@ type Incident struct {
 	BodyOmitted bool   `json:"body_omitted,omitempty"`
 	// RUF are the failure report destinations of the record.
 	RUF []Destination `json:"ruf"`
+	// SPFDNS is the SPF record of SPF.Domain as the sender found it when
+	// it made the report (RFC 6591 SPF-DNS), "" when unknown.
+	SPFDNS string `json:"spf_dns,omitempty"`
 }
 
 // Auth is one SPF or DKIM result.

@@ -24,11 +24,11 @@ type Redactor struct {
 	Headers []string
 }
 
-// keepAddresses are fields whose address-like contents identify messages
-// or signers, not people: they stay as they are.
+// keepAddresses are fields whose address-like contents identify
+// messages, not people: they stay as they are. A DKIM-Signature is
+// redacted like any field: its i= and z= may name a mailbox.
 var keepAddresses = map[string]bool{
-	"message-id": true, "in-reply-to": true, "references": true, "resent-message-id": true,
-	"dkim-signature": true, "arc-message-signature": true, "arc-seal": true, "content-id": true,
+	"message-id": true, "in-reply-to": true, "references": true, "resent-message-id": true, "content-id": true,
 }
 
 // Redact returns inc redacted. The headers and recipients are copied:
@@ -130,6 +130,10 @@ func scanLocal(s string, from, at int, quotes bool) (int, bool) {
 	return j, !inQuote
 }
 
+// isSeparator reports whether c ends a local part, scanning back from the
+// "@". "=" is atext, but it is taken as a separator so that tag=value
+// fields (a DKIM-Signature's i=) and SRS addresses (SRS0=hash=tt=domain=
+// user@forwarder) lose the mailbox, not their structure.
 func isSeparator(c byte) bool {
-	return c <= ' ' || c == 0x7f || strings.IndexByte("<>,;:()[]@", c) >= 0
+	return c <= ' ' || c == 0x7f || strings.IndexByte("<>,;:()[]@=", c) >= 0
 }

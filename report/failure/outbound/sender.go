@@ -76,6 +76,9 @@ type SenderDeps struct {
 	// every destination, which only tests should do.
 	Verifier scheduler.Verifier
 	Sender   scheduler.Sender
+	// Resolver, if not nil, reads the SPF record a report quotes in
+	// SPF-DNS (through the DNS cache, once per domain and run).
+	Resolver dmarc.Resolver
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger; nil means slog.Default().
@@ -253,7 +256,7 @@ func (s *Sender) RunOnce(ctx context.Context) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	r := &run{s: s, cfg: cfg, now: now, lim: lim, sups: sups, verified: map[string]verdict{}}
+	r := &run{s: s, cfg: cfg, now: now, lim: lim, sups: sups, verified: map[string]verdict{}, spf: map[string]string{}}
 	var errs []error
 	for _, f := range due {
 		if ctx.Err() != nil {
@@ -309,6 +312,7 @@ type run struct {
 	sups     []store.Suppression
 	verified map[string]verdict
 	limited  map[string]int
+	spf      map[string]string // SPF records by domain, "" when none
 }
 
 func (r *run) finish(ctx context.Context, f store.FailureReport, a store.FailureAttempt, sum *Summary) error {
@@ -372,6 +376,7 @@ func (r *run) one(ctx context.Context, f store.FailureReport, sum *Summary) erro
 		r.limited[f.PolicyDomain]++
 		return r.finish(ctx, f, store.FailureAttempt{State: store.FailureDropped, Reason: ReasonRateLimited}, sum)
 	}
+	inc.SPFDNS = r.spfRecord(ctx, inc.SPF.Domain)
 	msg, err := r.compose(inc, f, to, limit)
 	if err != nil {
 		r.lim.giveBack(f.PolicyDomain, f.DestDomain)
@@ -428,6 +433,35 @@ func (r *run) retry(ctx context.Context, f store.FailureReport, why string, sum 
 		return r.finish(ctx, f, store.FailureAttempt{State: store.FailureDropped, Reason: ReasonExpired, Error: why}, sum)
 	}
 	return r.finish(ctx, f, store.FailureAttempt{State: store.FailurePending, Error: why, Next: next}, sum)
+}
+
+// spfRecord returns the SPF record published at domain, or "" when there
+// is none, it cannot be read, or there is no resolver: SPF-DNS is written
+// where known.
+func (r *run) spfRecord(ctx context.Context, domain string) string {
+	if r.s.d.Resolver == nil || domain == "" {
+		return ""
+	}
+	domain = strings.ToLower(domain)
+	if rec, ok := r.spf[domain]; ok {
+		return rec
+	}
+	rec := ""
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if txts, err := r.s.d.Resolver.LookupTXT(lctx, domain); err == nil {
+		for _, t := range txts {
+			if v := strings.ToLower(t); v == "v=spf1" || strings.HasPrefix(v, "v=spf1 ") {
+				if rec != "" {
+					rec = "" // several records: a permerror, none to quote
+					break
+				}
+				rec = t
+			}
+		}
+	}
+	r.spf[domain] = rec
+	return rec
 }
 
 // verify checks a destination once per run.
