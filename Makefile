@@ -8,7 +8,7 @@ FUZZTIME  ?= 8s
 # Every fuzz target, as package:Target. `make fuzz FUZZTIME=10m` runs them longer.
 FUZZ_TARGETS := ./dmarc:FuzzParse ./internal/authres:FuzzParse ./milter:FuzzFromDomains \
 	./internal/config:FuzzParse ./internal/config:FuzzIndexLines ./internal/config:FuzzParseOpenDMARC \
-	./report/aggregate:FuzzText ./internal/arc:FuzzVerify \
+	./report/aggregate:FuzzText ./internal/arc:FuzzVerify ./report/failure:FuzzRedact \
 	./report/ingest:FuzzParseAggregate ./report/ingest:FuzzParseMessage
 
 .PHONY: all build run test unit fuzz bench lint clean

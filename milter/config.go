@@ -209,18 +209,38 @@ type Config struct {
 	// receivers send DMARC reports about our domains: messages to them
 	// are kept whole, up to MaxMessageSize, and handed to Deps.Reports.
 	ReportMailboxes []string
+
+	// FailureReports hands Deps.Failures an incident for each From domain
+	// whose policy asks for a failure report about the message (its fo
+	// and ruf, see failure.Wanted). The header fields are then kept.
+	FailureReports bool
+	// FailureReportsOnNone also reports on domains whose policy is
+	// p=none (OpenDMARC's FailureReportsOnNone).
+	FailureReportsOnNone bool
+	// FailureReportsBody keeps message bodies for failure reports that
+	// attach the whole message, up to FailureReportsMaxBody bytes; the
+	// milter then asks the MTA for bodies.
+	FailureReportsBody    bool
+	FailureReportsMaxBody int64
 }
 
 // needsMessage reports whether the milter must see whole messages: header
 // fields as received and the body.
 func (c *Config) needsMessage() bool {
-	return c.verifiesHere() || len(c.ReportMailboxes) > 0
+	return c.wholeForAll() || len(c.ReportMailboxes) > 0
 }
 
-// verifiesHere reports whether every message is kept whole, for DKIM or
-// ARC verification; mail to a report mailbox is kept whole anyway.
-func (c *Config) verifiesHere() bool {
-	return c.DKIMSelfVerify || len(c.ARCTrustedSealers) > 0
+// wholeForAll reports whether every message is kept whole: for DKIM or
+// ARC verification, or for failure reports that attach the message. Mail
+// to a report mailbox is kept whole anyway.
+func (c *Config) wholeForAll() bool {
+	return c.DKIMSelfVerify || len(c.ARCTrustedSealers) > 0 || (c.FailureReports && c.FailureReportsBody)
+}
+
+// bodyForReportsOnly reports whether bodies are kept for failure reports
+// alone, so that FailureReportsMaxBody, not MaxMessageSize, bounds them.
+func (c *Config) bodyForReportsOnly() bool {
+	return !c.DKIMSelfVerify && len(c.ARCTrustedSealers) == 0
 }
 
 // reportMailbox reports whether rcpt (an envelope address, brackets

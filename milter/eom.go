@@ -11,6 +11,7 @@ import (
 
 	"github.com/dmarcd/dmarcd/dmarc"
 	"github.com/dmarcd/dmarcd/report"
+	"github.com/dmarcd/dmarcd/report/failure"
 )
 
 // outcome is the decision for the whole message.
@@ -70,6 +71,7 @@ func (s *session) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 		r.Primary = e.domain == out.domain
 		s.srv.sink.Add(r)
 	}
+	s.reportFailures(out, t.own, queueID)
 	s.srv.logVerdict(queueID, s, out, append(up.notes, in.notes...), time.Since(start))
 	s.srv.stats.count(out)
 	if a := out.final.action; a == Accept || a == Quarantine {
@@ -309,4 +311,91 @@ func published(res dmarc.Result, rec *dmarc.Record) report.Published {
 		p.RUA = append(p.RUA, u.Raw)
 	}
 	return p
+}
+
+// reportFailures hands the failure sink an incident for each From domain
+// whose policy asks for a failure report about this message. It only
+// builds and queues: everything slow (the store, DNS, SMTP) happens
+// after the MTA has its reply.
+func (s *session) reportFailures(out outcome, own, queueID string) {
+	if !s.cfg.FailureReports || s.deps.Failures == nil {
+		return
+	}
+	var fields []failure.Field
+	for _, e := range out.evs {
+		if ok, _ := failure.Wanted(&e.res, s.cfg.FailureReportsOnNone); !ok {
+			continue
+		}
+		if fields == nil {
+			fields = s.reportFields()
+			if exempt, why := failure.Exempt(s.msg.mailFrom, fields); exempt {
+				s.srv.log.Debug("no failure report", "queue_id", queueID, "why", why)
+				return
+			}
+		}
+		inc := failure.Incident{
+			Spec:           e.res.Spec.String(),
+			PolicyDomain:   e.res.PolicyDomain,
+			FromDomain:     e.res.FromDomain,
+			Arrival:        time.Now().UTC(),
+			SourceIP:       s.client,
+			Helo:           s.helo,
+			MailFrom:       s.msg.mailFrom,
+			RcptTo:         append([]string(nil), s.msg.rcpts...),
+			QueueID:        queueID,
+			AuthServID:     own,
+			DMARC:          e.res.Outcome.String(),
+			DeliveryResult: deliveryResult(out.final.action),
+			SPF: failure.Auth{Domain: e.res.SPF.Domain, Scope: e.res.SPF.Scope.String(),
+				Result: string(e.res.SPF.Result), Aligned: e.res.SPFAligned},
+			Headers:          fields,
+			HeadersTruncated: s.msg.headersCut,
+			RUF:              failure.Destinations(e.res.Record),
+		}
+		if inc.FromDomain == "" {
+			inc.FromDomain = e.domain
+		}
+		for _, k := range e.res.DKIM {
+			inc.DKIM = append(inc.DKIM, failure.Auth{Domain: k.Domain, Selector: k.Selector, Result: string(k.Result), Aligned: k.Aligned})
+		}
+		if s.cfg.FailureReportsBody {
+			switch {
+			case s.msg.whole && !s.msg.tooLarge && int64(s.msg.body.Len()) <= s.cfg.FailureReportsMaxBody:
+				inc.Body = append([]byte{}, s.msg.body.Bytes()...)
+			default:
+				inc.BodyOmitted = true
+			}
+		}
+		if !s.deps.Failures.Add(inc) {
+			s.srv.log.Debug("failure report dropped: queue full", "queue_id", queueID, "policy_domain", inc.PolicyDomain)
+		}
+	}
+}
+
+// reportFields returns the kept header fields as a failure report quotes
+// them: each value with its leading space, as received.
+func (s *session) reportFields() []failure.Field {
+	out := make([]failure.Field, 0, len(s.msg.fields))
+	for _, f := range s.msg.fields {
+		v := f.value
+		if !s.msg.leadSP {
+			v = " " + v
+		}
+		out = append(out, failure.Field{Name: f.name, Value: v})
+	}
+	return out
+}
+
+// deliveryResult is the Delivery-Result of RFC 6591 §3.2 for an action:
+// held in the MTA's queue by policy, refused, or delivered.
+func deliveryResult(a Action) string {
+	switch a {
+	case Accept:
+		return "delivered"
+	case Quarantine:
+		return "policy"
+	case Reject:
+		return "reject"
+	}
+	return "other"
 }

@@ -72,6 +72,12 @@ func start(t *testing.T, mode Mode, tweak func(*Config), fail map[string]error) 
 // startWith runs a server whose evaluator reads resolver.
 func startWith(t *testing.T, mode Mode, tweak func(*Config), resolver dmarc.Resolver) *env {
 	t.Helper()
+	return startDeps(t, mode, tweak, Deps{Evaluator: &dmarc.Evaluator{Resolver: resolver}})
+}
+
+// startDeps runs a server with deps.
+func startDeps(t *testing.T, mode Mode, tweak func(*Config), deps Deps) *env {
+	t.Helper()
 	cfg := testConfig()
 	cfg.AuthServID = "mx.test"
 	cfg.TrustedAuthServIDs = []string{"border.test"}
@@ -80,7 +86,7 @@ func startWith(t *testing.T, mode Mode, tweak func(*Config), resolver dmarc.Reso
 	}
 	e := &env{t: t, sink: &report.MemorySink{}, logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.srv = New(cfg, Deps{Evaluator: &dmarc.Evaluator{Resolver: resolver}}, e.sink, log)
+	e.srv = New(cfg, deps, e.sink, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/dmarcd/dmarcd/dmarc"
 	"github.com/dmarcd/dmarcd/report"
+	"github.com/dmarcd/dmarcd/report/failure"
 )
 
 // Server serves the milter protocol on any number of listeners. Its
@@ -60,6 +61,9 @@ type Deps struct {
 	// Reports, when not nil, takes the messages addressed to the report
 	// mailboxes once they are accepted.
 	Reports ReportIngester
+	// Failures receives failure report incidents when the configuration
+	// asks for failure reports; nil makes none.
+	Failures FailureSink
 }
 
 // ReportIngester takes the messages that other receivers send to our
@@ -69,6 +73,13 @@ type ReportIngester interface {
 	// passed them, and its queue ID. It is called on the SMTP reply
 	// path, so it must not block; msg is its own to keep.
 	Ingest(queueID string, msg []byte)
+}
+
+// FailureSink takes failure report incidents (an outbound.Queue). Add must
+// not block: it runs before the MTA gets its reply. It reports false for
+// an incident it dropped.
+type FailureSink interface {
+	Add(failure.Incident) bool
 }
 
 // SPFChecker evaluates SPF for a message the way DMARC needs it: the MAIL

@@ -61,19 +61,27 @@ type message struct {
 		err     error
 	}
 
-	// whole is set when DKIM or ARC is verified here, or the message is
-	// for a report mailbox: the header fields as received and the body
-	// are kept, up to cfg.MaxMessageSize.
+	// whole is set when DKIM or ARC is verified here, when failure
+	// reports attach whole messages, or when the message is for a report
+	// mailbox: the header fields as received and the body are kept, up
+	// to cfg.MaxMessageSize.
 	whole bool
 	// bodyOK: the connection was negotiated with bodies.
 	bodyOK bool
 	// forReports is set when a recipient is a report mailbox.
 	forReports bool
-	leadSP     bool // header values arrive with their leading space
-	fields     []field
-	body       bytes.Buffer
-	size       int64
-	tooLarge   bool
+	// keepHeaders is set when the header fields are kept: for whole
+	// messages, or for failure reports, which quote them. Beyond
+	// maxReportHeaders bytes, fields kept for reports alone are dropped
+	// (headersCut).
+	keepHeaders bool
+	headerBytes int64
+	headersCut  bool
+	leadSP      bool // header values arrive with their leading space
+	fields      []field
+	body        bytes.Buffer
+	size        int64
+	tooLarge    bool
 }
 
 // field is one header field as the MTA passed it.
@@ -125,7 +133,8 @@ func (s *session) MailFrom(from, esmtpArgs string, m gomilter.Modifier) (*gomilt
 	s.msg.mailFrom = strings.Trim(from, "<>")
 	// Whole messages come only on connections negotiated for them.
 	s.msg.bodyOK = s.cfg.needsMessage() && m.Protocol()&gomilter.OptNoBody == 0
-	s.msg.whole = s.msg.bodyOK && s.cfg.verifiesHere()
+	s.msg.whole = s.msg.bodyOK && s.cfg.wholeForAll()
+	s.msg.keepHeaders = s.msg.whole || (s.cfg.FailureReports && s.deps.Failures != nil)
 	s.msg.leadSP = m.Protocol()&gomilter.OptHeaderLeadingSpace != 0
 	if user := m.Get(gomilter.MacroAuthAuthen); user != "" && s.cfg.Ignore.Authenticated {
 		s.msg.skip = "SMTP-authenticated client " + user
@@ -147,7 +156,7 @@ func (s *session) RcptTo(rcpt, esmtpArgs string, m gomilter.Modifier) (*gomilter
 	if s.msg.bodyOK && !s.msg.forReports && s.cfg.reportMailbox(addr) {
 		// Recipients come before the header: the message is kept whole
 		// from its first field.
-		s.msg.forReports, s.msg.whole = true, true
+		s.msg.forReports, s.msg.whole, s.msg.keepHeaders = true, true, true
 	}
 	return gomilter.RespContinue, nil
 }
@@ -181,14 +190,31 @@ func (s *session) Header(name, value string, m gomilter.Modifier) (*gomilter.Res
 	return gomilter.RespContinue, nil
 }
 
-// keepField keeps a header field for verification, within the size cap.
+// maxReportHeaders bounds the header section kept for a failure report
+// alone (when no verification needs it, or the message outgrew
+// MaxMessageSize).
+const maxReportHeaders = 256 << 10
+
+// keepField keeps a header field for verification, within the size cap,
+// and for failure reports, within maxReportHeaders.
 func (s *session) keepField(name, value string) {
-	if !s.msg.whole || s.msg.tooLarge {
+	if !s.msg.keepHeaders {
 		return
 	}
-	if s.grow(int64(len(name) + len(value) + 3)) {
+	n := int64(len(name) + len(value) + 3)
+	s.msg.headerBytes += n
+	if s.msg.whole && !s.msg.tooLarge && s.grow(n) {
 		s.msg.fields = append(s.msg.fields, field{name, value})
+		return
 	}
+	if !s.cfg.FailureReports {
+		return
+	}
+	if s.msg.headerBytes > maxReportHeaders {
+		s.msg.headersCut = true
+		return
+	}
+	s.msg.fields = append(s.msg.fields, field{name, value})
 }
 
 // grow accounts for n more bytes of message and reports whether they fit;
@@ -196,7 +222,13 @@ func (s *session) keepField(name, value string) {
 func (s *session) grow(n int64) bool {
 	s.msg.size += n
 	if s.cfg.MaxMessageSize > 0 && s.msg.size > s.cfg.MaxMessageSize {
-		s.msg.tooLarge, s.msg.fields = true, nil
+		s.msg.tooLarge = true
+		if !s.cfg.FailureReports || s.msg.headerBytes > maxReportHeaders {
+			// A failure report still quotes the header fields, unless
+			// they are over its cap too.
+			s.msg.fields = nil
+			s.msg.headersCut = s.cfg.FailureReports
+		}
 		s.msg.body = bytes.Buffer{}
 		return false
 	}
@@ -259,6 +291,14 @@ func (s *session) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
 }
 
 func (s *session) BodyChunk(chunk []byte, m gomilter.Modifier) (*gomilter.Response, error) {
+	if s.msg.whole && !s.msg.tooLarge && !s.msg.forReports && s.cfg.bodyForReportsOnly() &&
+		int64(s.msg.body.Len()+len(chunk)) > s.cfg.FailureReportsMaxBody {
+		// Only a failure report wanted the body, and it is over the
+		// report's cap: stop keeping it now rather than at
+		// MaxMessageSize. The header fields stay for the report.
+		s.msg.tooLarge = true
+		s.msg.body = bytes.Buffer{}
+	}
 	if s.msg.whole && !s.msg.tooLarge && s.grow(int64(len(chunk))) {
 		s.msg.body.Write(chunk)
 		return gomilter.RespContinue, nil

@@ -20,13 +20,14 @@ import (
 )
 
 func init() {
-	commands["reports"] = command{"list, preview and send the aggregate reports", runReports}
+	commands["reports"] = command{"list, preview and send the aggregate reports; count the failure reports", runReports}
 }
 
 const reportsUsage = `usage:
   dmarcd reports list [-c FILE] [-all]
   dmarcd reports preview [-c FILE] [-format rfc7489|rfc9990] DOMAIN
   dmarcd reports send [-c FILE] [-now] [-dry-run DIR]
+  dmarcd reports failures [-c FILE]
 `
 
 func runReports(args []string, stdout, stderr io.Writer) int {
@@ -41,6 +42,8 @@ func runReports(args []string, stdout, stderr io.Writer) int {
 		return reportsPreview(args[1:], stdout, stderr)
 	case "send":
 		return reportsSend(args[1:], stdout, stderr)
+	case "failures":
+		return reportsFailures(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, reportsUsage)
 		return 0
@@ -228,4 +231,45 @@ func count(n int, one, many string) string {
 		return "1 " + one
 	}
 	return strconv.Itoa(n) + " " + many
+}
+
+// reportsFailures counts the failure reports in the store by state and
+// reason: what was sent, what waits, and what was dropped and why.
+func reportsFailures(args []string, stdout, stderr io.Writer) int {
+	fs, opts := reportsFlags("failures", stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "dmarcd reports failures: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	r, code := openReports(opts, false, stderr)
+	if r == nil {
+		return code
+	}
+	defer r.Close()
+	counts, err := r.Store.FailureStates(context.Background())
+	if err != nil {
+		fmt.Fprintln(stderr, "dmarcd:", err)
+		return 1
+	}
+	if len(counts) == 0 {
+		fmt.Fprintln(stdout, "no failure reports in the store")
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATE\tREASON\tREPORTS")
+	for _, c := range counts {
+		reason := c.Reason
+		if reason == "" {
+			reason = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", c.State, reason, c.Count)
+	}
+	tw.Flush()
+	if !r.Config.FailureReports.Enabled {
+		fmt.Fprintln(stdout, "\nfailure reports are not enabled (failure_reports.enabled = false)")
+	}
+	return 0
 }

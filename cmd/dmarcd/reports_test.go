@@ -198,3 +198,42 @@ func TestReportsUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestReportsFailuresCountsByStateAndReason(t *testing.T) {
+	e := newReportsEnv(t, false)
+	if code, out, errs := e.run(t, "failures"); code != 0 || !strings.Contains(out, "no failure reports") {
+		t.Fatalf("empty store: exit %d: %s%s", code, out, errs)
+	}
+	ctx := context.Background()
+	db, err := store.OpenSQLite(ctx, filepath.Join(e.state, store.DefaultFile), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fs []store.NewFailure
+	for i := range 3 {
+		fs = append(fs, store.NewFailure{PolicyDomain: "example.com", Destination: "ruf@example.com", DestDomain: "example.com",
+			DedupKey: []byte{byte(i)}, Incident: []byte("{}")})
+	}
+	if _, _, err := db.EnqueueFailures(ctx, fs, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	due, err := db.DueFailures(ctx, time.Now().Add(time.Minute), 10)
+	if err != nil || len(due) != 3 {
+		t.Fatalf("due %d, %v", len(due), err)
+	}
+	for _, f := range due[:2] {
+		if err := db.FinishFailure(ctx, store.FailureAttempt{ID: f.ID, State: store.FailureDropped, Reason: "rate_limited"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	code, out, errs := e.run(t, "failures")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"dropped  rate_limited  2", "pending  -             1", "not enabled"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -129,6 +129,9 @@ type Config struct {
 	// Reports configures the aggregate reports dmarcd sends.
 	Reports Reports `toml:"reports"`
 
+	// FailureReports configures the failure reports dmarcd sends.
+	FailureReports FailureReports `toml:"failure_reports"`
+
 	// Received configures what is done with the DMARC reports other
 	// receivers send about our users' domains.
 	Received Received `toml:"received"`
@@ -417,11 +420,12 @@ func Default() *Config {
 			MaxTTL:         Duration(24 * time.Hour),
 			NegativeMaxTTL: Duration(time.Hour),
 		},
-		Log:      Log{Level: slog.LevelInfo, Format: LogText, SyslogFacility: "mail"},
-		Store:    defaultStore(),
-		Reports:  defaultReports(),
-		Received: DefaultReceived(),
-		HTTP:     DefaultHTTP(),
+		Log:            Log{Level: slog.LevelInfo, Format: LogText, SyslogFacility: "mail"},
+		Store:          defaultStore(),
+		Reports:        defaultReports(),
+		FailureReports: DefaultFailureReports(),
+		Received:       DefaultReceived(),
+		HTTP:           DefaultHTTP(),
 	}
 }
 

@@ -929,6 +929,50 @@ key = "/etc/dmarcd/dkim.pem"
 		line: 4, key: "reports.dkim.domain", msg: `does not align with the domain of reports.from_address`,
 	},
 	{
+		name: "failure reports without a From address",
+		toml: `
+[failure_reports]
+enabled = true
+`,
+		line: 1, key: "failure_reports.from_address", msg: `required when failure_reports.enabled`,
+	},
+	{
+		name: "failure reports from an address the DKIM domain does not align with",
+		toml: `
+[reports.dkim]
+domain = "example.net"
+selector = "s1"
+key = "/etc/dmarcd/dkim.pem"
+[failure_reports]
+from_address = "dmarc@example.com"
+`,
+		line: 6, key: "failure_reports.from_address", msg: `does not align with reports.dkim.domain`,
+	},
+	{
+		name: "failure reports with an unknown content",
+		toml: `
+[failure_reports]
+include = "body"
+`,
+		line: 2, key: "failure_reports.include", msg: `body`,
+	},
+	{
+		name: "a redacted header that is not a field name",
+		toml: `
+[failure_reports]
+redact_headers = ["Subject", "X Bad"]
+`,
+		line: 2, key: "failure_reports.redact_headers[1]", msg: `is not a header field name`,
+	},
+	{
+		name: "a failure report rate without a period",
+		toml: `
+[failure_reports]
+rate_per_domain = "10"
+`,
+		line: 2, key: "failure_reports.rate_per_domain", msg: `want a count and a duration such as "100/1h"`,
+	},
+	{
 		name: "a DKIM key without a selector",
 		toml: `
 [reports.dkim]

@@ -196,22 +196,26 @@ var odKeys = []odKey{
 	{"EnableCoredumps", odBool, warnOnly(underSystemd + "; core dumps follow LimitCORE= and systemd-coredump")},
 	{"MilterDebug", odInt, warnOnly("ignored: dmarcd has no libmilter; set log.level = \"debug\" for more detail")},
 	{"ChangeRootDirectory", odString, warnOnly(underSystemd + "; use RootDirectory= (or a chrooted unit) instead")},
-	{"FailureReports", odBool, func(cv *odConverter, e *odEntry) {
-		if e.b {
-			cv.warn(e, failureReports)
-		}
+	{"FailureReports", odBool, (*odConverter).failureReports},
+	{"FailureReportsBcc", odString, func(cv *odConverter, e *odEntry) {
+		cv.c.FailureReports.Bcc = strings.TrimSuffix(strings.TrimPrefix(e.value, "<"), ">")
+		cv.set(e, "failure_reports.bcc")
 	}},
-	{"FailureReportsBcc", odString, warnOnly(failureReports)},
-	{"FailureReportsOnNone", odBool, warnOnly(failureReports)},
-	{"FailureReportsSentBy", odString, warnOnly(failureReports)},
-	{"ReportCommand", odString, warnOnly(failureReports + "; dmarcd will send them itself, without a command")},
+	{"FailureReportsOnNone", odBool, func(cv *odConverter, e *odEntry) {
+		cv.c.FailureReports.OnPolicyNone = e.b
+		cv.set(e, "failure_reports.on_policy_none")
+	}},
+	{"FailureReportsSentBy", odString, func(cv *odConverter, e *odEntry) {
+		cv.c.FailureReports.FromAddress = strings.TrimSuffix(strings.TrimPrefix(e.value, "<"), ">")
+		cv.set(e, "failure_reports.from_address")
+	}},
+	{"ReportCommand", odString, warnOnly("ignored: dmarcd sends failure reports itself, through reports.relay, without a command")},
 	{"NoReportsList", odString, (*odConverter).noReportsList},
 	{"TestDNSData", odString, warnOnly("ignored: it is OpenDMARC's test harness; point dns.nameservers at a test DNS server instead")},
 }
 
 const (
-	underSystemd   = "ignored: systemd does this for dmarcd"
-	failureReports = "ignored: this version of dmarcd does not send failure reports yet"
+	underSystemd = "ignored: systemd does this for dmarcd"
 )
 
 // warnOnly returns an apply function that warns with msg.
@@ -304,6 +308,8 @@ func openDMARCDefaults() *Config {
 	c.Policy.MissingFrom = MissingFromAccept
 	c.Ignore.Authenticated = false
 	c.SPF.SelfCheck = false
+	// OpenDMARC reports on p=none domains only with FailureReportsOnNone.
+	c.FailureReports.OnPolicyNone = false
 	return c
 }
 
@@ -736,6 +742,22 @@ func (cv *odConverter) readList(e *odEntry, fn func(file string, line int, word 
 		fn(file, i+1, words[0])
 	}
 	return true
+}
+
+// failureReports applies FailureReports. OpenDMARC sends from the user
+// and host it runs as when FailureReportsSentBy is absent; dmarcd wants an
+// address it can sign and align, so failure reports stay off until one is
+// given, with a warning that says so.
+func (cv *odConverter) failureReports(e *odEntry) {
+	if !e.b {
+		return
+	}
+	if cv.entry("failurereportssentby") == nil {
+		cv.warn(e, "not enabled: dmarcd sends failure reports from failure_reports.from_address (FailureReportsSentBy), which is not set; set it and failure_reports.enabled = true")
+		return
+	}
+	cv.c.FailureReports.Enabled = true
+	cv.set(e, "failure_reports.enabled")
 }
 
 // finish applies the keys whose effect depends on several entries even

@@ -320,7 +320,7 @@ func TestOpenDMARCWarnings(t *testing.T) {
 		{"AutoRestart is systemd's job", []string{"Socket inet:1@127.0.0.1", "AutoRestart true"}, 2, "AutoRestart", "Restart=on-failure"},
 		{"Background is meaningless", []string{"Socket inet:1@127.0.0.1", "Background false"}, 2, "Background", "never forks"},
 		{"ChangeRootDirectory is systemd's job", []string{"Socket inet:1@127.0.0.1", "ChangeRootDirectory /var/empty"}, 2, "ChangeRootDirectory", "RootDirectory="},
-		{"failure reports are not implemented yet", []string{"Socket inet:1@127.0.0.1", "FailureReports true"}, 2, "FailureReports", "does not send failure reports yet"},
+		{"failure reports without a sender address stay off", []string{"Socket inet:1@127.0.0.1", "FailureReports true"}, 2, "FailureReports", "FailureReportsSentBy"},
 		{"failure reports turned off need no warning", []string{"Socket inet:1@127.0.0.1", "FailureReports false"}, 0, "", ""},
 		{"NoReportsList is read without a warning", []string{"Socket inet:1@127.0.0.1", "NoReportsList /etc/opendmarc/noreports"}, 0, "", ""},
 		{"TestDNSData is for OpenDMARC's tests", []string{"Socket inet:1@127.0.0.1", "TestDNSData /tmp/dns"}, 2, "TestDNSData", "dns.nameservers"},
@@ -451,7 +451,7 @@ func TestEveryOpenDMARCKeyIsHandled(t *testing.T) {
 			value = "inet:1@127.0.0.1"
 		case "AuthservID", "TrustedAuthservIDs", "IgnoreMailFrom", "DomainWhitelist":
 			value = "example.com"
-		case "IgnoreMailTo", "CopyFailuresTo":
+		case "IgnoreMailTo", "CopyFailuresTo", "FailureReportsBcc", "FailureReportsSentBy":
 			value = "a@example.com"
 		case "UserID", "Userid":
 			value = "opendmarc"
@@ -605,4 +605,34 @@ func FuzzParseOpenDMARC(f *testing.F) {
 			t.Fatalf("round trip changed the config:\n%+v\n%+v", again, c)
 		}
 	})
+}
+
+func TestOpenDMARCFailureReportKeysAreMapped(t *testing.T) {
+	tests := []struct {
+		name  string
+		lines []string
+		want  FailureReports
+	}{
+		{"failure reports with a sender are enabled", []string{"Socket inet:1@127.0.0.1", "FailureReports true",
+			"FailureReportsSentBy <dmarc@example.com>", "FailureReportsBcc postmaster@example.com", "FailureReportsOnNone true"},
+			FailureReports{Enabled: true, FromAddress: "dmarc@example.com", Bcc: "postmaster@example.com", OnPolicyNone: true}},
+		{"OpenDMARC leaves out p=none domains by default", []string{"Socket inet:1@127.0.0.1", "FailureReports true",
+			"FailureReportsSentBy dmarc@example.com"},
+			FailureReports{Enabled: true, FromAddress: "dmarc@example.com"}},
+		{"without a sender they stay off", []string{"Socket inet:1@127.0.0.1", "FailureReports true"},
+			FailureReports{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := parseOD(tc.lines...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := c.FailureReports
+			got := FailureReports{Enabled: f.Enabled, FromAddress: f.FromAddress, Bcc: f.Bcc, OnPolicyNone: f.OnPolicyNone}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
 }

@@ -50,6 +50,7 @@ func (c *Config) Validate() error {
 	v.log(&c.Log)
 	v.store(&c.Store, c.StateDir)
 	v.reports(&c.Reports, &c.Store)
+	v.failureReports(&c.FailureReports, &c.Reports)
 	v.received(&c.Received)
 	v.http(&c.HTTP)
 	return v.errs.err()

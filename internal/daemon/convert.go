@@ -61,6 +61,11 @@ func milterConfig(c *config.Config) (*milter.Config, error) {
 		AuthServIDWithJobID: c.AuthservIDWithJobID,
 		CopyFailuresTo:      c.CopyFailuresTo,
 		ReportMailboxes:     lower(c.Received.Mailboxes),
+
+		FailureReports:        c.FailureReports.Enabled,
+		FailureReportsOnNone:  c.FailureReports.OnPolicyNone,
+		FailureReportsBody:    c.FailureReports.Include == config.IncludeMessage,
+		FailureReportsMaxBody: c.FailureReports.MaxMessageSize.Bytes(),
 	}
 	if c.SoftwareHeader {
 		m.Software = "dmarcd " + Version

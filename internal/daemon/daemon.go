@@ -182,6 +182,7 @@ func Run(ctx context.Context, opts Options) error {
 	if history != nil {
 		sinks = append(sinks, history)
 	}
+	d.Failures = rep.failures(cfg)
 	srv := milter.New(mcfg, d, sinks, log)
 	warnTrust(log, mcfg)
 	if err := web.start(srv, resolver, rep); err != nil {
@@ -260,6 +261,7 @@ func reload(opts Options, old *config.Config, srv *milter.Server, rep *reporting
 		// The report configuration goes first: it reads key files, which
 		// may fail, and then nothing must have changed.
 		err = rep.reload(old, cfg, d.Evaluator)
+		d.Failures = rep.failures(cfg)
 	}
 	if err != nil {
 		log.Error("reload failed; keeping the running configuration", "error", err)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +17,11 @@ import (
 
 	"github.com/dmarcd/dmarcd/dmarc"
 	"github.com/dmarcd/dmarcd/internal/config"
+	"github.com/dmarcd/dmarcd/milter"
 	"github.com/dmarcd/dmarcd/report/aggregate"
 	"github.com/dmarcd/dmarcd/report/delivery"
+	"github.com/dmarcd/dmarcd/report/failure"
+	"github.com/dmarcd/dmarcd/report/failure/outbound"
 	"github.com/dmarcd/dmarcd/report/scheduler"
 	"github.com/dmarcd/dmarcd/report/store"
 )
@@ -34,6 +38,13 @@ type reporting struct {
 	log    *slog.Logger
 	// mailboxes stores the reports in mail to received.mailboxes.
 	mailboxes *mailboxIngester
+
+	// failQueue is the milter's failure sink when failure reports are
+	// on; failSender drains the store's failure queue. redactKey keys the
+	// redaction tokens, made anew at every start.
+	failQueue  *outbound.Queue
+	failSender *outbound.Sender
+	redactKey  []byte
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -217,13 +228,29 @@ func openReporting(cfg *config.Config, s secrets, ev *dmarc.Evaluator, resolver 
 		FlushInterval: cfg.Store.FlushInterval.Duration(),
 		Logger:        log,
 	})
+	r.redactKey = make([]byte, 32)
+	rand.Read(r.redactKey)
+	r.failSender, err = outbound.NewSender(failureConfig(cfg, s), outbound.SenderDeps{
+		Store: db, Verifier: r.ver, Sender: r.relay, Resolver: resolver, Now: opts.Now, Logger: log, Poll: opts.ReportPoll,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	r.failQueue = outbound.NewQueue(db, r.queueConfig(cfg), cfg.FailureReports.QueueSize, r.failSender.Wake, log)
 	var runCtx context.Context
 	runCtx, r.stop = context.WithCancel(context.Background())
 	go func() {
 		defer close(r.done)
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			r.failSender.Run(runCtx)
+		}()
 		r.sched.Run(runCtx)
+		<-sent
 	}()
-	log.Info("report store open", "driver", db.Driver(), "reports", cfg.Reports.Enabled)
+	log.Info("report store open", "driver", db.Driver(), "reports", cfg.Reports.Enabled, "failure_reports", cfg.FailureReports.Enabled)
 	if !cfg.Reports.Enabled {
 		log.Info("aggregate reports are not sent (reports.enabled = false); their data is kept")
 	}
@@ -239,6 +266,10 @@ func (r *reporting) reload(old, cfg *config.Config, ev *dmarc.Evaluator) error {
 	if err := r.sched.Reload(schedulerConfig(cfg, s)); err != nil {
 		return err
 	}
+	if err := r.failSender.Reload(failureConfig(cfg, s)); err != nil {
+		return err
+	}
+	r.failQueue.Reload(r.queueConfig(cfg))
 	relay := relayOf(cfg, s)
 	r.relay.r.Store(&relay)
 	r.ver.e.Store(ev)
@@ -260,6 +291,9 @@ func (r *reporting) close(ctx context.Context) error {
 	}
 	r.stop()
 	<-r.done
+	if err := r.failQueue.Close(ctx); err != nil {
+		r.log.Error("failure reports still queued in memory were lost", "err", err)
+	}
 	st := r.writer.Stats()
 	werr := r.writer.Close(ctx)
 	if werr == nil {
@@ -271,4 +305,58 @@ func (r *reporting) close(ctx context.Context) error {
 // flushTimeout is how long a stop waits for the last rows to be written.
 func flushTimeout(cfg *config.Config) time.Duration {
 	return cmp.Or(cfg.Milter.ShutdownTimeout.Duration(), 30*time.Second)
+}
+
+// failures is the milter's failure sink: the queue when failure reports
+// are on, nil (no incidents made) when they are off.
+func (r *reporting) failures(cfg *config.Config) milter.FailureSink {
+	if r == nil || !cfg.FailureReports.Enabled {
+		return nil
+	}
+	return r.failQueue
+}
+
+// queueConfig is what the failure queue does with incidents.
+func (r *reporting) queueConfig(cfg *config.Config) outbound.QueueConfig {
+	f := cfg.FailureReports
+	return outbound.QueueConfig{
+		Redactor:    failure.Redactor{LocalParts: f.RedactLocalParts, Key: r.redactKey, Headers: f.RedactHeaders},
+		DedupWindow: f.DedupWindow.Duration(),
+	}
+}
+
+// failureConfig turns [failure_reports] and what it shares with [reports]
+// into the failure sender's configuration.
+func failureConfig(cfg *config.Config, s secrets) outbound.Config {
+	f, r := cfg.FailureReports, cfg.Reports
+	host, _ := os.Hostname()
+	return outbound.Config{
+		Enabled:         f.Enabled,
+		FromName:        f.FromName,
+		FromAddress:     cmp.Or(f.FromAddress, r.FromAddress),
+		Bcc:             f.Bcc,
+		WholeMessage:    f.Include == config.IncludeMessage,
+		PerDomain:       scheduler.Rate{N: f.RatePerDomain.N, Per: f.RatePerDomain.Per.Duration()},
+		PerDestination:  scheduler.Rate{N: f.RatePerDestination.N, Per: f.RatePerDestination.Per.Duration()},
+		RetryBackoff:    r.RetryBackoff.Duration(),
+		RetryBackoffMax: r.RetryBackoffMax.Duration(),
+		MaxAge:          f.MaxAge.Duration(),
+		UserAgent:       "dmarcd/" + Version,
+		ReportingMTA:    cmp.Or(r.Relay.HeloName, host),
+		Signers:         s.signers,
+	}
+}
+
+// failureStats are the failure report counters for /metrics.
+func (r *reporting) failureStats() map[string]int64 {
+	q := r.failQueue.Stats()
+	t := r.failSender.Totals()
+	m := map[string]int64{
+		"queued": q.Written, "duplicate": q.Duplicates, "queue_full": q.Overflow, "store_error": q.Errors,
+		"sent": int64(t.Sent), "deferred": int64(t.Deferred), "failed": int64(t.Failed),
+	}
+	for k, v := range t.Dropped {
+		m[k] += int64(v)
+	}
+	return m
 }

@@ -91,6 +91,7 @@ func (w *webListener) start(srv *milter.Server, resolver *dnscache.Resolver, rep
 	if rep != nil {
 		stats.Writer = rep.writer.Stats
 		stats.Scheduler = rep.sched.Stats
+		stats.FailureReports = rep.failureStats
 		svc.Store = rep.db
 		opts.Source = web.ReceivedSource{Service: svc}
 		opts.Health = func(ctx context.Context) (string, error) { return "store", rep.db.Check(ctx) }

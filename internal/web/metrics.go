@@ -23,6 +23,11 @@ type Stats struct {
 	DNS       func() dnscache.Stats
 	Writer    func() store.WriterStats
 	Scheduler func() scheduler.Stats
+	// FailureReports counts the failure reports by what became of them:
+	// "queued", "duplicate", "queue_full" (the milter's side), "sent",
+	// "deferred", "failed", and the reasons they were dropped
+	// ("rate_limited", "unauthorized", ...).
+	FailureReports func() map[string]int64
 }
 
 // MilterStats are the milter's counters (milter.StatsSnapshot).
@@ -79,6 +84,7 @@ type collector struct {
 	reportsCreated, reportsSkipped, reportsSent, reportsDeferred *prometheus.Desc
 	reportsFailed, reportsLimited, reportsPostponed              *prometheus.Desc
 	reportRuns, reportRunErrors, reportSender                    *prometheus.Desc
+	failureReports                                               *prometheus.Desc
 	// received reports
 	ingested, ingestedMessages, receivedDomains *prometheus.Desc
 }
@@ -131,6 +137,7 @@ func newCollector(stats Stats, source Source, log *slog.Logger) *collector {
 		reportRuns:       d("report_runs_total", "Rounds of the report scheduler."),
 		reportRunErrors:  d("report_run_errors_total", "Rounds of the report scheduler that ended with an error."),
 		reportSender:     d("report_sender", "1 while this node holds the sender lease and sends the aggregate reports."),
+		failureReports:   d("failure_reports_total", "Failure reports by what became of them: queued, duplicate, queue_full (on this node's milter side); sent, deferred, failed, and dropped by reason (rate_limited, unauthorized, too_large, suppressed, expired) by the node sending them.", "result"),
 
 		ingested:         d("reports_ingested", "Reports received from other receivers and kept in the store (every node and dmarcd import), by kind (aggregate, failure).", "kind"),
 		ingestedMessages: d("reports_ingested_messages", "Messages counted by the aggregate reports kept in the store."),
@@ -221,6 +228,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			sender = 1
 		}
 		gauge(c.reportSender, sender)
+	}
+	if c.stats.FailureReports != nil {
+		f := c.stats.FailureReports()
+		for _, k := range sortedKeys(f) {
+			counter(c.failureReports, float64(f[k]), k)
+		}
 	}
 	if c.source != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)

@@ -101,6 +101,9 @@ func (l *liveStats) stats() Stats {
 		Scheduler: func() scheduler.Stats {
 			return scheduler.Stats{Runs: 60, Errors: 1, Created: 4, Sent: 3, Deferred: 2, Failed: 1, Sender: true}
 		},
+		FailureReports: func() map[string]int64 {
+			return map[string]int64{"queued": 1000, "sent": 10, "rate_limited": 990}
+		},
 	}
 }
 
@@ -140,6 +143,8 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		{"reports failed", "dmarcd_reports_failed_total", 1, 1},
 		{"reports deferred", "dmarcd_reports_deferred_total", 2, 2},
 		{"this node sends", "dmarcd_report_sender", 1, 1},
+		{"failure reports sent", "dmarcd_failure_reports_total{result=sent}", 10, 10},
+		{"failure reports dropped by the rate limits", "dmarcd_failure_reports_total{result=rate_limited}", 990, 990},
 		{"aggregate reports ingested", "dmarcd_reports_ingested{kind=aggregate}", 5, 5},
 		{"failure reports ingested", "dmarcd_reports_ingested{kind=failure}", 0, 0},
 		{"messages of the reports ingested", "dmarcd_reports_ingested_messages", 2918 + 999999, 2918 + 999999},

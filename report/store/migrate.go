@@ -229,6 +229,34 @@ var migrations = []migration{
 		)`,
 		`CREATE INDEX received_failures_domain_day ON received_failures (reported_domain, day)`,
 	}},
+	{5, "failure report queue", []string{
+		// One failure report to one destination (RFC 9991). incident is
+		// the redacted Incident as JSON, emptied once the report is
+		// finished: the store keeps no copy of reported mail longer than
+		// it must. dedup_key is failure.DedupKey: a failure already
+		// queued within the deduplication window is not queued again.
+		// state is pending, sent, failed or dropped; reason says why a
+		// report was dropped (rate_limited, unauthorized, too_large,
+		// suppressed, expired) or failed.
+		`CREATE TABLE failure_reports (
+			id {id},
+			policy_domain TEXT NOT NULL,
+			destination TEXT NOT NULL,
+			dest_domain TEXT NOT NULL,
+			dedup_key {blob} NOT NULL,
+			incident TEXT NOT NULL,
+			state TEXT NOT NULL,
+			reason TEXT NOT NULL DEFAULT '',
+			attempts {int} NOT NULL DEFAULT 0,
+			next_attempt_at {int},
+			last_error TEXT NOT NULL DEFAULT '',
+			created_at {int} NOT NULL,
+			finished_at {int}
+		)`,
+		`CREATE INDEX failure_reports_due ON failure_reports (state, next_attempt_at)`,
+		`CREATE INDEX failure_reports_dedup ON failure_reports (dedup_key, created_at)`,
+		`CREATE INDEX failure_reports_finished ON failure_reports (state, finished_at)`,
+	}},
 }
 
 // latestVersion is the schema version this program writes.

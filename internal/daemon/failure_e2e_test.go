@@ -1,0 +1,98 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/dmarcd/dmarcd/internal/postfixtest"
+	"github.com/dmarcd/dmarcd/internal/smtptest"
+)
+
+// TestFailureReportsEndToEndWithPostfix sends a failing message through a
+// real Postfix and dmarcd and checks the failure report a test relay
+// receives: exactly one, an RFC 6591 report go-message reads, redacted,
+// with DKIM signatures that verify. A message whose policy has no ruf, and
+// one whose ruf is an external destination that never authorized it, get
+// none.
+func TestFailureReportsEndToEndWithPostfix(t *testing.T) {
+	dir := t.TempDir()
+	rsaPath, edPath, keyRecords := signingKeys(t, dir)
+	relay := smtptest.Start(t)
+	s := startStackOpts(t, reportsTOML(relay.Addr(), rsaPath, edPath)+`
+[failure_reports]
+enabled = true
+redact_headers = ["Subject"]
+`, postfixtest.Options{}, func(o *Options) { o.ReportPoll = 50 * time.Millisecond })
+	s.dns.Set(append(keyRecords,
+		`_dmarc.failrep.test. 300 IN TXT "v=DMARC1; p=reject; ruf=mailto:ruf@failrep.test"`,
+		`_dmarc.extruf.test. 300 IN TXT "v=DMARC1; p=reject; ruf=mailto:ruf@elsewhere.test"`,
+	)...)
+
+	for _, from := range []string{"ceo@reject.test", "ceo@extruf.test", "ceo@failrep.test"} {
+		r := s.pf.Send(t, postfixtest.Message{From: "x@evil.test", To: []string{"user@mx.dmarcd.test"}, Data: message(from)})
+		if r.Code != 550 {
+			t.Fatalf("%s: %s, want a rejection", from, r.Reply.String())
+		}
+	}
+	msgs := relay.Wait(t, 1, 20*time.Second)
+	waitFor(t, "the unauthorized destination to be dropped", 10*time.Second, func() bool {
+		return strings.Contains(s.logs.String(), "destination not authorized")
+	})
+	time.Sleep(300 * time.Millisecond) // nothing more should come
+	if msgs = relay.Messages(); len(msgs) != 1 {
+		t.Fatalf("%d reports at the relay, want exactly 1", len(msgs))
+	}
+	m := msgs[0]
+	if len(m.To) != 1 || m.To[0] != "ruf@failrep.test" || m.From != "dmarc-reports@reporter.test" {
+		t.Errorf("envelope %s -> %v", m.From, m.To)
+	}
+	if signed := verifyDKIM(t, m.Data, s.dns.Addr()); len(signed) != 2 {
+		t.Errorf("%d signatures verify, want the RSA and the Ed25519 one", len(signed))
+	}
+	e, err := gomessage.Read(bytes.NewReader(m.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mt, p, _ := e.Header.ContentType(); mt != "multipart/report" || p["report-type"] != "feedback-report" {
+		t.Fatalf("Content-Type %s %v", mt, p)
+	}
+	var fb textproto.Header
+	var original string
+	mr := e.MultipartReader()
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ct, _, _ := p.Header.ContentType(); ct {
+		case "message/feedback-report":
+			if fb, err = textproto.ReadHeader(bufio.NewReader(p.Body)); err != nil {
+				t.Fatal(err)
+			}
+		case "text/rfc822-headers":
+			b, _ := io.ReadAll(p.Body)
+			original = string(b)
+		}
+	}
+	for k, want := range map[string]string{
+		"Feedback-Type": "auth-failure", "Auth-Failure": "dmarc", "Reported-Domain": "failrep.test",
+		"Delivery-Result": "reject", "Original-Mail-From": "<redacted-", "Original-Rcpt-To": "<redacted-",
+	} {
+		if got := fb.Get(k); !strings.HasPrefix(got, want) {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
+	}
+	if !strings.Contains(original, "@failrep.test>") || strings.Contains(original, "ceo@") || !strings.Contains(original, "Subject: [redacted]") {
+		t.Errorf("the original header section is not redacted:\n%s", original)
+	}
+}
