@@ -55,9 +55,11 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.TryLease(ctx, "sender"); err != nil {
+	lease, err := db.TryLease(ctx, "sender")
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer lease.Release(ctx) // never reached: the parent kills this process
 	fmt.Println("lease")
 	w := store.NewWriter(db, store.WriterOptions{QueueSize: crashQueue, FlushRows: crashFlushRows, FlushInterval: crashInterval, Logger: quiet})
 	for i := 0; ; i++ {

@@ -5,6 +5,7 @@ package store
 import (
 	"errors"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -23,5 +24,14 @@ func lockFile(p string) (unlock func() error, err error) {
 		}
 		return nil, err
 	}
-	return f.Close, nil // closing the file drops the lock
+	// held keeps f reachable until unlock: a lock whose Lease the caller
+	// dropped must not be released by the garbage collector closing f.
+	held.Store(f, struct{}{})
+	return func() error {
+		held.Delete(f)
+		return f.Close() // closing the file drops the lock
+	}, nil
 }
+
+// held holds the files of the locks taken and not yet released.
+var held sync.Map
