@@ -49,7 +49,15 @@ type daemonProc struct {
 
 func startDaemon(t *testing.T, args ...string) *daemonProc {
 	t.Helper()
+	return startDaemonIn(t, "", args...)
+}
+
+// startDaemonIn is startDaemon with dir as the working directory ("" for
+// the test's).
+func startDaemonIn(t *testing.T, dir string, args ...string) *daemonProc {
+	t.Helper()
 	cmd := exec.Command(build(t), append([]string{"serve"}, args...)...)
+	cmd.Dir = dir
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +196,8 @@ func TestMakeRunFlagsStartTheMilterOnLoopback(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	d := startDaemon(t, "-listen", fmt.Sprintf("inet:%d@127.0.0.1", port), "-state-dir", filepath.Join(dir, "var"))
+	// As make run starts it: a state directory relative to where it runs.
+	d := startDaemonIn(t, dir, "-listen", fmt.Sprintf("inet:%d@127.0.0.1", port), "-state-dir", "./var")
 	d.waitFor(t, "msg=listening")
 	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {

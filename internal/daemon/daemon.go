@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -83,7 +84,14 @@ func Load(opts Options) (*config.Config, []config.Warning, error) {
 		}
 	}
 	if opts.StateDir != "" {
-		cfg.StateDir = opts.StateDir
+		// A directory named on the command line is relative to where
+		// the command runs (make run's ./var); state_dir in a file must
+		// be absolute.
+		dir, err := filepath.Abs(opts.StateDir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("-state-dir %s: %w", opts.StateDir, err)
+		}
+		cfg.StateDir = dir
 	}
 	if opts.Spec != "" {
 		spec, err := dmarc.ParseSpec(opts.Spec)
