@@ -56,10 +56,10 @@ func window(q Query) apiWindow {
 // apiIndex lists the endpoints: GET /api/.
 func (s *Server) apiIndex(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{
-		"/api/domains":   "policy domains with reports, and their counts in the window (?days=)",
-		"/api/summary":   "totals and per-day counts (?domain=&days=)",
-		"/api/sources":   "sending addresses and their counts (?domain=&days=&failing=&limit=)",
-		"/api/reporters": "organisations that sent reports (?domain=&days=)",
+		"/api/domains":   "policy domains with reports, and their counts in the window (?days=&until=)",
+		"/api/summary":   "totals and per-day counts (?domain=&days=&until=)",
+		"/api/sources":   "sending addresses and their counts (?domain=&days=&until=&failing=&limit=)",
+		"/api/reporters": "organisations that sent reports (?domain=&days=&until=)",
 	})
 }
 

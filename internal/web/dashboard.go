@@ -57,6 +57,7 @@ type page struct {
 	Version    string
 	Domain     string // "" for every domain
 	Days       int
+	Until      string // the last day, YYYY-MM-DD, when asked for; "" for today
 	DayChoices []int
 	Domains    []DomainRow
 	Summary    Summary
@@ -72,6 +73,15 @@ type page struct {
 	Generated     time.Time
 }
 
+// Window names the days the page covers: "the last 15 days", or "the 15
+// days to 2025-01-03".
+func (p *page) Window() string {
+	if p.Until == "" {
+		return fmt.Sprintf("the last %d days", p.Days)
+	}
+	return fmt.Sprintf("the %d days to %s", p.Days, p.Until)
+}
+
 // Scope names what the page covers.
 func (p *page) Scope() string {
 	if p.Domain == "" {
@@ -80,7 +90,7 @@ func (p *page) Scope() string {
 	return p.Domain
 }
 
-// dashboard serves the HTML dashboard: GET /?domain=&days=.
+// dashboard serves the HTML dashboard: GET /?domain=&days=&until=.
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	q, err := s.parseQuery(r.URL.Query())
 	if err != nil {
@@ -88,6 +98,9 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := &page{Version: s.opts.Version, Domain: q.Domain, Days: q.Days(), Generated: s.now().UTC()}
+	if r.URL.Query().Get("until") != "" {
+		p.Until = q.To.AddDate(0, 0, -1).Format(time.DateOnly)
+	}
 	p.DayChoices = dayChoices
 	if !slices.Contains(p.DayChoices, p.Days) {
 		p.DayChoices = append(slices.Clone(dayChoices), p.Days)

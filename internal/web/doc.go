@@ -4,13 +4,13 @@
 //
 // # Routes
 //
-//	GET /                     the dashboard (?domain=&days=)
+//	GET /                     the dashboard (?domain=&days=&until=)
 //	GET /static/dashboard.css its stylesheet, embedded
 //	GET /api/                 the list of the API's endpoints
-//	GET /api/domains          policy domains and their counts (?days=)
-//	GET /api/summary          totals and per-day counts (?domain=&days=)
-//	GET /api/sources          sending addresses (?domain=&days=&failing=&limit=)
-//	GET /api/reporters        organisations that sent reports (?domain=&days=)
+//	GET /api/domains          policy domains and their counts (?days=&until=)
+//	GET /api/summary          totals and per-day counts (?domain=&days=&until=)
+//	GET /api/sources          sending addresses (?domain=&days=&until=&failing=&limit=)
+//	GET /api/reporters        organisations that sent reports (?domain=&days=&until=)
 //	GET /metrics              Prometheus (text or OpenMetrics)
 //	GET /healthz              "ok", or 503 "unhealthy: <part>"
 //	    /debug/pprof/...      net/http/pprof, with Options.PProf only

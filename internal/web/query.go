@@ -24,8 +24,9 @@ const (
 	MaxLimit     = 10000
 )
 
-// parseQuery reads domain, days, failing and limit from the URL: the
-// window is the last days days, today (UTC) included.
+// parseQuery reads domain, days, until, failing and limit from the URL:
+// the window is days days ending with until (YYYY-MM-DD, UTC) included,
+// today by default.
 func (s *Server) parseQuery(v url.Values) (Query, error) {
 	var q Query
 	domain, err := parseDomain(v.Get("domain"))
@@ -43,6 +44,13 @@ func (s *Server) parseQuery(v url.Values) (Query, error) {
 	}
 	now := s.now().UTC()
 	q.To = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
+	if u := v.Get("until"); u != "" {
+		day, err := time.Parse(time.DateOnly, u)
+		if err != nil {
+			return q, fmt.Errorf("until: %q is not a day such as 2026-01-31", u)
+		}
+		q.To = day.AddDate(0, 0, 1)
+	}
 	q.From = q.To.AddDate(0, 0, -days)
 	switch f := v.Get("failing"); f {
 	case "", "0", "false":

@@ -208,6 +208,17 @@ func TestDashboard(t *testing.T) {
 			want: []string{`id="no-reports"`, `<dd id="total-messages">0</dd>`, `id="no-failing"`, `<svg id="compliance-chart"`},
 		},
 		{
+			name: "until ends the window on an earlier day and the links keep it",
+			path: "/?days=7&until=2026-11-26",
+			want: []string{
+				`<title id="chart-title">DMARC compliance of all domains, 20 Nov 2026 to 26 Nov 2026</title>`,
+				`<input type="date" name="until" value="2026-11-26"`, `<option value="7" selected>7 days</option>`,
+				`data-date="2026-11-26"`, `href="/?domain=example.com&amp;days=7&amp;until=2026-11-26"`,
+				`href="/api/domains?days=7&amp;until=2026-11-26"`, "the 7 days to 2026-11-26",
+			},
+			dontWant: []string{`data-date="2026-11-27"`},
+		},
+		{
 			name: "an unusual number of days is offered in the form",
 			path: "/?days=60",
 			want: []string{`<option value="60" selected>last 60 days</option>`, `DMARC compliance of all domains, 30 Sep 2026 to 28 Nov 2026`, "999,999"},
@@ -280,6 +291,8 @@ func TestBadParametersAreRefused(t *testing.T) {
 		{"no days", "/?days=0"},
 		{"too many days", "/?days=367"},
 		{"days that are no number", "/?days=two"},
+		{"an until that is no day", "/?until=yesterday"},
+		{"an until in another format", "/api/summary?until=26.11.2026"},
 		{"a domain with markup", "/?domain=%3Cscript%3E"},
 		{"a domain with a space", "/?domain=a%20b.example"},
 		{"an empty label", "/?domain=a..example"},
@@ -351,6 +364,19 @@ func TestAPI(t *testing.T) {
 		if len(out.Daily) != 15 || out.Daily[0].Date != "2026-11-14" || out.Daily[12].Date != "2026-11-26" || out.Daily[12].Messages != 1280 ||
 			out.Daily[13].Messages != 1558 {
 			t.Errorf("daily %+v", out.Daily)
+		}
+	})
+	t.Run("until ends the window of the summary", func(t *testing.T) {
+		var out struct {
+			Days  int `json:"days"`
+			Daily []struct {
+				Date     string `json:"date"`
+				Messages int64  `json:"messages"`
+			} `json:"daily"`
+		}
+		getJSON(t, s, "/api/summary?domain=example.com&days=3&until=2026-11-26", &out)
+		if out.Days != 3 || len(out.Daily) != 3 || out.Daily[0].Date != "2026-11-24" || out.Daily[2].Date != "2026-11-26" || out.Daily[2].Messages != 1280 {
+			t.Errorf("summary %+v", out)
 		}
 	})
 	t.Run("sources carry their names and domains", func(t *testing.T) {
