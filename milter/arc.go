@@ -37,6 +37,9 @@ func (s *session) rescueByARC(ctx context.Context, out *outcome, in *inputs) {
 		return
 	}
 	in.clauses = append(in.clauses, "arc="+res.CV)
+	if in.arc == "" {
+		in.arc = res.CV
+	}
 	if res.CV != arc.CVPass {
 		if res.CV == arc.CVFail {
 			in.notes = append(in.notes, "ARC chain fails: "+res.Reason)

@@ -112,6 +112,9 @@ func TestTrustedARCSealersRescueFailures(t *testing.T) {
 				if len(rows) != 1 || len(rows[0].Overrides) == 0 || rows[0].Overrides[len(rows[0].Overrides)-1].Type != "trusted_forwarder" {
 					t.Errorf("rows %+v, want a trusted_forwarder override", rows)
 				}
+				if len(rows) == 1 && rows[0].ARC != "pass" {
+					t.Errorf("row ARC %q, want our own check's pass", rows[0].ARC)
+				}
 			}
 		})
 	}

@@ -30,6 +30,8 @@ type inputs struct {
 	// arc=), written before the dmarc= clause.
 	clauses []string
 	notes   []string
+	// arc is the ARC result for the rows: upstream's, else our own.
+	arc string
 }
 
 // EndOfMessage evaluates the message and acts on it.
@@ -108,7 +110,7 @@ func (o outcome) response() (*gomilter.Response, error) {
 // gather settles the SPF and DKIM results: upstream ones from trusted
 // headers, or our own checks where configured.
 func (s *session) gather(ctx context.Context, up upstream) inputs {
-	var in inputs
+	in := inputs{arc: up.arc}
 	env := envelope{mailFrom: s.msg.mailFrom, helo: s.helo}
 	if s.cfg.SPFUpstream {
 		in.spf, in.notes = chooseSPF(up.spf, env)
@@ -269,6 +271,7 @@ func (s *session) row(e evaluated, in inputs, queueID string) report.Row {
 		DKIMAligned:  e.res.DKIMAligned,
 		SPFAligned:   e.res.SPFAligned,
 		Overrides:    e.v.overrides,
+		ARC:          in.arc,
 	}
 	if r.HeaderFrom == "" {
 		r.HeaderFrom = e.domain

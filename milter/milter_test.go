@@ -584,6 +584,27 @@ func TestTemporaryDNSFailure(t *testing.T) {
 	})
 }
 
+func TestRowsCarryTheTrustedARCResult(t *testing.T) {
+	e := start(t, Strict, nil, nil)
+	for _, tc := range []struct {
+		name, ar, want string
+	}{
+		{"a trusted arc= result is kept", "Authentication-Results: border.test; arc=pass smtp.remote-ip=192.0.2.1", "pass"},
+		{"an untrusted one is not", "Authentication-Results: evil.test; arc=pass", ""},
+		{"none without one", "Authentication-Results: border.test; spf=none smtp.mailfrom=b@other.example", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(e.sink.Rows())
+			e.t = t
+			e.send(msg{mailFrom: "b@other.example", headers: headers(tc.ar, "From: a@none.example")})
+			rows := e.sink.Rows()[before:]
+			if len(rows) != 1 || rows[0].ARC != tc.want {
+				t.Errorf("rows %+v, want one with ARC %q", rows, tc.want)
+			}
+		})
+	}
+}
+
 func TestRowsCarryWhatReportsNeed(t *testing.T) {
 	e := start(t, Strict, nil, nil)
 	e.send(msg{client: "192.0.2.77", helo: "mail.other.example", mailFrom: "b@other.example",

@@ -55,7 +55,8 @@ type arHeader struct {
 type upstream struct {
 	spf     []spfClaim
 	dkim    []dmarc.DKIM
-	anyDKIM bool // at least one trusted dkim= result, "none" included
+	anyDKIM bool   // at least one trusted dkim= result, "none" included
+	arc     string // the first trusted arc= result, "" when none
 	// forged lists the indexes of fields to remove: they claim our
 	// authserv-id but we did not write them.
 	forged []int
@@ -103,6 +104,10 @@ func (t trust) readUpstream(fields []arHeader) upstream {
 					mailfrom: propDomain(r, "smtp", "mailfrom"),
 					helo:     strings.ToLower(strings.TrimSuffix(propValue(r, "smtp", "helo"), ".")),
 				})
+			case "arc":
+				if u.arc == "" {
+					u.arc = strings.ToLower(r.Value)
+				}
 			case "dkim":
 				u.anyDKIM = true
 				// Alignment is on d= (RFC 7489 §3.1.1); i= may name a

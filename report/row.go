@@ -84,6 +84,11 @@ type Row struct {
 	Overrides    []Override
 	DKIM         []DKIMResult
 	SPF          []SPFResult
+	// ARC is the arc= result of the message's ARC chain: from a trusted
+	// upstream Authentication-Results field, else dmarcd's own check
+	// (with trusted ARC sealers configured); "" when neither said. The
+	// history file writes it; aggregate reports do not carry it.
+	ARC string
 }
 
 // Sink receives rows from the milter. Add must not block the SMTP reply:

@@ -28,8 +28,11 @@ import (
 //   - Action follows row.Action: reject → ActionReject, tempfail →
 //     ActionTempfail, quarantine → ActionQuarantine, else ActionAccept;
 //     rows without an Action fall back to row.Disposition.
-//   - ARC stays unset: dmarcd reads no arc= results, which OpenDMARC
-//     writes as "arc 7" and "arc_policy 2 json:[]".
+//   - ARC is row.ARC (a trusted upstream arc= result, else dmarcd's own
+//     ARC check), written as its ARES code, 7 (fail) when there is none
+//     as OpenDMARC writes it; arc_policy passes when a trusted sealer
+//     overrode the policy (a trusted_forwarder override). The ARC-Seal
+//     list of arc_policy stays empty: the row does not carry the seals.
 //
 // Row carries no recipients and neither does the history file.
 func FromRow(row report.Row, jobID, reporter string) Record {
@@ -41,6 +44,12 @@ func FromRow(row report.Row, jobID, reporter string) Record {
 		From:     row.HeaderFrom,
 		MailFrom: row.EnvelopeFrom,
 		Result:   row.Result,
+		ARC:      row.ARC,
+	}
+	for _, o := range row.Overrides {
+		if o.Type == report.OverrideTrustedForwarder {
+			r.ARCPolicyPass = true // a trusted sealer's results overrode the policy
+		}
 	}
 	for _, d := range row.DKIM {
 		r.DKIM = append(r.DKIM, DKIM{Domain: d.Domain, Selector: d.Selector, Result: d.Result})

@@ -2,6 +2,7 @@ package history
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/dmarcd/dmarcd/report"
@@ -73,6 +74,25 @@ func TestFromRow(t *testing.T) {
 	pass.Result, pass.Disposition, pass.DKIMAligned = "pass", "none", true
 	if r := FromRow(pass, "", ""); r.AlignDKIM != Aligned || r.AlignSPF != NotAligned || r.Action != ActionAccept {
 		t.Errorf("pass: %v/%v %v", r.AlignDKIM, r.AlignSPF, r.Action)
+	}
+}
+
+func TestFromRowCarriesTheARCResult(t *testing.T) {
+	row := report.Row{Time: t0, HeaderFrom: "example.com", Result: "fail", Disposition: "none", Action: "accept",
+		Published: report.Published{Domain: "example.com", P: "reject"}, ARC: "pass",
+		Overrides: []report.Override{{Type: report.OverrideTrustedForwarder, Comment: "arc=pass as[2].d=lists.example"}}}
+	r := FromRow(row, "Q1", "mx")
+	if r.ARC != "pass" || !r.ARCPolicyPass {
+		t.Errorf("ARC %q, policy pass %v; want pass, true", r.ARC, r.ARCPolicyPass)
+	}
+	text := string(Format(r))
+	if !strings.Contains(text, "\narc 0\n") || !strings.Contains(text, "\narc_policy 0 json:[]\n") {
+		t.Errorf("history record:\n%s\nwant arc 0 (pass) and arc_policy 0", text)
+	}
+	row.ARC, row.Overrides = "", nil
+	text = string(Format(FromRow(row, "Q1", "mx")))
+	if !strings.Contains(text, "\narc 7\n") || !strings.Contains(text, "\narc_policy 2 json:[]\n") {
+		t.Errorf("history record without ARC:\n%s\nwant arc 7 and arc_policy 2, as OpenDMARC writes", text)
 	}
 }
 
