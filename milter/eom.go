@@ -309,6 +309,7 @@ func published(res dmarc.Result, rec *dmarc.Record) report.Published {
 	}
 	if res.Spec == dmarc.RFC7489 {
 		p.DiscoveryMethod = "psl"
+		p.RI = int(rec.RI)
 	}
 	for _, u := range rec.RUA {
 		p.RUA = append(p.RUA, u.Raw)

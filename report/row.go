@@ -36,7 +36,11 @@ type Published struct {
 	SP     string // "" when absent
 	NP     string // "" when absent (RFC 9989)
 	Pct    int    // RFC 7489
-	FO     string
+	// RI is the ri tag in seconds (RFC 7489; RFC 9989 removed it): the
+	// aggregate report interval the domain asks for. 0 when not known,
+	// as in rows stored before it was kept.
+	RI int
+	FO string
 	// Testing is the RFC 9989 t tag.
 	Testing bool
 	// DiscoveryMethod is "psl" (RFC 7489) or "treewalk" (RFC 9989).

@@ -9,8 +9,8 @@
 // UTC boundaries (RFC 7489 §7.2): 1, 2, 3, 4, 6, 8 or 12 hours, a day, or a
 // week beginning on Monday, all of which divide the next longer one. A
 // domain evaluated under RFC 7489 gets the longest of those not longer
-// than the ri of its record (read again at planning time, once per run:
-// the store keeps the published policy without ri); a domain evaluated
+// than the ri of its record (as the milter saw it; for data stored before
+// rows kept ri, read again at planning time, once per run); a domain evaluated
 // under RFC 9989, which removed ri, gets a day, as RFC 9990 expects. The
 // interval is then bounded by the operator's floor and ceiling (hourly,
 // daily or weekly; a floor of "never" sends nothing). When a domain's

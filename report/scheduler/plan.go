@@ -111,15 +111,18 @@ func (s *Scheduler) lastEnd(ctx context.Context, domain string) (time.Time, erro
 // record's ri under RFC 7489, a day under RFC 9989, within the bounds.
 func (r *run) interval(ctx context.Context, pol report.Published) time.Duration {
 	ri := DefaultRI
-	if pol.DiscoveryMethod == "psl" {
+	switch {
+	case pol.DiscoveryMethod != "psl":
+	case pol.RI > 0:
+		ri = time.Duration(pol.RI) * time.Second
+	default: // stored before rows kept ri
 		ri = r.lookupRI(ctx, pol.Domain)
 	}
 	return Interval(ri, r.cfg.Floor, r.cfg.Ceiling)
 }
 
-// lookupRI reads the ri of the record at _dmarc.domain now, once per run.
-// The store keeps the policy as published but not its ri (see the package
-// documentation), so the record is read again; a failure means DefaultRI.
+// lookupRI reads the ri of the record at _dmarc.domain now, once per run,
+// for a policy stored without its ri; a failure means DefaultRI.
 func (r *run) lookupRI(ctx context.Context, domain string) time.Duration {
 	if ri, ok := r.ri[domain]; ok {
 		return ri

@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/dmarcd/dmarcd/dmarc"
+	"github.com/dmarcd/dmarcd/report"
 	"github.com/dmarcd/dmarcd/report/aggregate"
 	"github.com/dmarcd/dmarcd/report/delivery"
 	"github.com/dmarcd/dmarcd/report/store"
@@ -132,6 +133,20 @@ func TestRecordsRIWithinTheBounds(t *testing.T) {
 			}
 		})
 	}
+	t.Run("the ri the milter saw is used without asking DNS", func(t *testing.T) {
+		cfg := testConfig()
+		cfg.Floor = Hourly
+		e := newEnv(t, cfg, Deps{Resolver: &dmarc.MapResolver{}}) // no record: a lookup would mean daily
+		withRI := func(r *report.Row) { r.Published.DiscoveryMethod, r.Published.RI = "psl", 3600 }
+		for _, h := range []time.Duration{10*time.Hour + 30*time.Minute, 11*time.Hour + 30*time.Minute, 13*time.Hour + 15*time.Minute} {
+			e.ingest("example.com", day(0).Add(h), ip(1), 1, withRI)
+		}
+		e.clock.Set(day(1).Add(10 * time.Minute))
+		e.runOnce()
+		if n := len(e.reports("example.com")); n != 3 {
+			t.Errorf("%d reports, want 3 hourly ones", n)
+		}
+	})
 	t.Run("RFC 9989 domains are reported daily whatever their ri", func(t *testing.T) {
 		e := newEnv(t, testConfig(), Deps{Resolver: res})
 		e.ingest("example.com", day(0).Add(10*time.Hour), ip(1), 1)
