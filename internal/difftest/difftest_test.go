@@ -4,17 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dmarcd/dmarcd/internal/netns"
 )
 
 // Environment variables between the two runs, and for the operator.
@@ -91,11 +88,8 @@ func requirements(t *testing.T) string {
 	if _, err := os.Stat(bin); err != nil {
 		missing("no opendmarc to compare with (%v); install Debian's opendmarc package or set %s", err, opendmarcEnv)
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		missing("no ip command (iproute2) to create a network namespace: %v", err)
-	}
-	if out, err := exec.Command("ip", "netns", "list").CombinedOutput(); err != nil {
-		missing("ip netns does not work here: %v: %s", err, bytes.TrimSpace(out))
+	if why := netns.Unavailable(); why != "" {
+		missing("cannot create a network namespace: %s", why)
 	}
 	return bin
 }
@@ -104,83 +98,17 @@ func requirements(t *testing.T) string {
 // resolv.conf pointing at it, removed when the test ends.
 func newNamespace(t *testing.T) string {
 	t.Helper()
-	removeStaleNamespaces(t)
-	ns := nsPrefix + strconv.Itoa(os.Getpid())
-	etc := filepath.Join("/etc/netns", ns)
-	_, err := os.Stat("/etc/netns")
-	madeEtcNetns := errors.Is(err, fs.ErrNotExist)
-	// Cleanup first, so that a failure half-way still removes what exists.
-	t.Cleanup(func() {
-		removeNamespace(t, ns)
-		if madeEtcNetns {
-			_ = os.Remove("/etc/netns") // only if no other run is using it
-		}
-	})
-	run(t, "ip", "netns", "add", ns)
-	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	// One try, short: the only server is on this loopback, and a SERVFAIL
-	// it is told to give must reach OpenDMARC as one, not after retries.
-	resolv := "# written by dmarcd's internal/difftest\nnameserver 127.0.0.1\noptions timeout:2 attempts:1\n"
-	for try := 1; ; try++ {
-		// Another run ending may remove /etc/netns between the two steps.
-		err = os.MkdirAll(etc, 0o755)
-		if err == nil {
-			err = os.WriteFile(filepath.Join(etc, "resolv.conf"), []byte(resolv), 0o644)
-		}
-		if err == nil || try == 3 || !errors.Is(err, fs.ErrNotExist) {
-			break
-		}
+	ns, stale, err := netns.Create(nsPrefix, "internal/difftest")
+	for _, name := range stale {
+		t.Logf("removed namespace %s, left behind by a run that was killed", name)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ns
-}
-
-func removeNamespace(t testing.TB, ns string) {
-	if out, err := exec.Command("ip", "netns", "delete", ns).CombinedOutput(); err != nil && !strings.Contains(string(out), "No such file") {
-		t.Errorf("ip netns delete %s: %v: %s", ns, err, bytes.TrimSpace(out))
-	}
-	if err := os.RemoveAll(filepath.Join("/etc/netns", ns)); err != nil {
-		t.Errorf("remove /etc/netns/%s: %v", ns, err)
-	}
-}
-
-// removeStaleNamespaces deletes namespaces (and their /etc/netns
-// directories) that runs of this test left behind when they were killed:
-// those whose pid is no longer a process.
-func removeStaleNamespaces(t *testing.T) {
-	names := map[string]bool{}
-	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
-		for _, line := range strings.Split(string(out), "\n") {
-			if f := strings.Fields(line); len(f) > 0 {
-				names[f[0]] = true
-			}
+	t.Cleanup(func() {
+		if err := ns.Remove(); err != nil {
+			t.Error(err)
 		}
-	}
-	if entries, err := os.ReadDir("/etc/netns"); err == nil {
-		for _, e := range entries {
-			names[e.Name()] = true
-		}
-	}
-	for name := range names {
-		pid, err := strconv.Atoi(strings.TrimPrefix(name, nsPrefix))
-		if !strings.HasPrefix(name, nsPrefix) || err != nil || pid <= 0 || processExists(pid) {
-			continue
-		}
-		t.Logf("removing namespace %s, left behind by a run that was killed", name)
-		removeNamespace(t, name)
-	}
-}
-
-func processExists(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
-func run(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
+	})
+	return ns.Name
 }
