@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd/internal/config"
+	"github.com/dmarcd/dmarcd/internal/daemon"
 	"github.com/dmarcd/dmarcd/internal/dnscache"
 	"github.com/dmarcd/dmarcd/report/received"
 )
@@ -34,22 +35,10 @@ hint on when to move from p=none to p=quarantine and on to p=reject.
 flags:
 `
 
-// receivedConfig is the [received] table of cfg.
-// receivedConfig is the [received] section.
-func receivedConfig(cfg *config.Config) config.Received { return cfg.Received }
-
 // newResolver returns the resolver PTR names are looked up with; tests
 // replace it.
 var newResolver = func(cfg *config.Config) (received.Resolver, error) {
-	return dnscache.New(dnscache.Config{
-		Nameservers:    cfg.DNS.Nameservers,
-		Timeout:        cfg.DNS.Timeout.Duration(),
-		Attempts:       cfg.DNS.Attempts,
-		MaxEntries:     cfg.DNS.CacheSize,
-		MinTTL:         cfg.DNS.MinTTL.Duration(),
-		MaxTTL:         cfg.DNS.MaxTTL.Duration(),
-		NegativeMaxTTL: cfg.DNS.NegativeMaxTTL.Duration(),
-	})
+	return dnscache.New(daemon.ResolverConfig(cfg))
 }
 
 func runSummary(args []string, stdout, stderr io.Writer) int {
@@ -104,7 +93,7 @@ func runSummary(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	svc := &received.Service{Store: r.Store}
-	rc := receivedConfig(r.Config)
+	rc := r.Config.Received
 	if rc.ResolveNames && !*noNames {
 		res, err := newResolver(r.Config)
 		if err != nil {

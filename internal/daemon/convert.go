@@ -80,8 +80,9 @@ func listenerMode(m config.ListenerMode) milter.Mode {
 	return [...]milter.Mode{config.ModeStrict: milter.Strict, config.ModeRelaxed: milter.Relaxed, config.ModeDisable: milter.Disable}[m]
 }
 
-// resolverConfig is the DNS cache's configuration.
-func resolverConfig(c *config.Config) dnscache.Config {
+// ResolverConfig is the DNS cache's configuration under c: the daemon's,
+// and that of the commands that look names up (dmarcd summary).
+func ResolverConfig(c *config.Config) dnscache.Config {
 	return dnscache.Config{
 		Nameservers:    c.DNS.Nameservers,
 		Timeout:        c.DNS.Timeout.Duration(),

@@ -123,7 +123,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	logWarnings(log, warnings)
-	resolver, err := dnscache.New(resolverConfig(cfg))
+	resolver, err := dnscache.New(ResolverConfig(cfg))
 	if err != nil {
 		return fmt.Errorf("DNS resolver: %w", err)
 	}
@@ -363,7 +363,7 @@ func Offline(opts Options) (*milter.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	resolver, err := dnscache.New(resolverConfig(cfg))
+	resolver, err := dnscache.New(ResolverConfig(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("DNS resolver: %w", err)
 	}

@@ -54,7 +54,7 @@ func OpenReports(opts Options, sending bool) (*Reports, error) {
 			return nil, err
 		}
 	}
-	resolver, err := dnscache.New(resolverConfig(cfg))
+	resolver, err := dnscache.New(ResolverConfig(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("DNS resolver: %w", err)
 	}

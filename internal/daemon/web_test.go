@@ -76,7 +76,7 @@ func TestHTTPListenerShowsTheDaemonsCounters(t *testing.T) {
 		}
 	})
 
-	resolver, err := dnscache.New(resolverConfig(cfg))
+	resolver, err := dnscache.New(ResolverConfig(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
