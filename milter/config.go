@@ -205,7 +205,7 @@ type Config struct {
 	// CopyFailuresTo, when not "", is added as a recipient of messages that
 	// fail DMARC under p=quarantine or p=reject.
 	CopyFailuresTo string
-	// ReportMailboxes are the addresses (lower case) where other
+	// ReportMailboxes are the addresses where other
 	// receivers send DMARC reports about our domains: messages to them
 	// are kept whole, up to MaxMessageSize, and handed to Deps.Reports.
 	ReportMailboxes []string

@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/dmarcd/dmarcd/dmarc"
@@ -60,7 +59,7 @@ func milterConfig(c *config.Config) (*milter.Config, error) {
 		RequiredHeaders:     c.Policy.RequiredHeaders,
 		AuthServIDWithJobID: c.AuthservIDWithJobID,
 		CopyFailuresTo:      c.CopyFailuresTo,
-		ReportMailboxes:     lower(c.Received.Mailboxes),
+		ReportMailboxes:     c.Received.Mailboxes,
 
 		FailureReports:        c.FailureReports.Enabled,
 		FailureReportsOnNone:  c.FailureReports.OnPolicyNone,
@@ -112,13 +111,4 @@ func deps(c *config.Config, resolver *dnscache.Resolver) (milter.Deps, error) {
 		ev.PublicSuffixList = l
 	}
 	return milter.Deps{Evaluator: ev, SPF: &spfcheck.Checker{Resolver: resolver}}, nil
-}
-
-// lower returns the strings of l in lower case.
-func lower(l []string) []string {
-	var out []string
-	for _, s := range l {
-		out = append(out, strings.ToLower(s))
-	}
-	return out
 }
