@@ -3,9 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,44 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/dmarcd/dmarcd/internal/dnstest"
 	"github.com/dmarcd/dmarcd/internal/smtptest"
 	"github.com/dmarcd/dmarcd/report/store"
+	"github.com/dmarcd/dmarcd/report/store/storetest"
 )
-
-// postgresDSN returns the DSN of a new schema in the database of
-// DMARCD_TEST_POSTGRES (report/store/ci-postgres.sh prints one), dropped
-// when the test ends. Without it the test skips, or fails under DMARCD_CI.
-func postgresDSN(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("DMARCD_TEST_POSTGRES")
-	if dsn == "" {
-		unavailable(t, "DMARCD_TEST_POSTGRES is not set (as root: export DMARCD_TEST_POSTGRES=$(bash report/store/ci-postgres.sh))")
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("DMARCD_TEST_POSTGRES: %v", err)
-	}
-	schema := fmt.Sprintf("dmarcd_daemon_%d_%d", time.Now().UnixNano(), rand.Uint32())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-		conn.Close(ctx)
-	})
-	u, err := url.Parse(dsn)
-	if err != nil || u.Scheme == "" {
-		return dsn + " search_path=" + schema
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 // node is one dmarcd running in this process.
 type node struct {
@@ -111,7 +76,7 @@ func startNode(t *testing.T, toml string, clk *offsetClock) *node {
 // what is under test is the store and the lease the two nodes share, and
 // the client gives each node its own exact share of the mail.
 func TestTwoNodesOnOnePostgreSQLSendOneReportPerDomainAndPeriod(t *testing.T) {
-	dsn := postgresDSN(t)
+	dsn := storetest.PostgresDSN(t)
 	dns := dnstest.Start(t, "test. 3600 IN SOA ns.test. host.test. 1 3600 600 86400 300",
 		`_dmarc.a.test. 300 IN TXT "v=DMARC1; p=reject; rua=mailto:dmarc@a.test"`,
 		`_dmarc.b.test. 300 IN TXT "v=DMARC1; p=quarantine; rua=mailto:dmarc@b.test"`,

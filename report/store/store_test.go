@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,7 +26,7 @@ var drivers = []struct {
 	need func(t testing.TB)
 }{
 	{"sqlite", openSQLite, func(testing.TB) {}},
-	{"postgres", openPostgres, func(t testing.TB) { requirePostgres(t) }},
+	{"postgres", openPostgres, func(t testing.TB) { storetest.RequirePostgres(t) }},
 }
 
 func TestConformance(t *testing.T) {
@@ -106,59 +104,12 @@ func openSQLite(t testing.TB, opts store.Options) *store.DB {
 // openPostgres opens a store in a new schema of the test database.
 func openPostgres(t testing.TB, opts store.Options) *store.DB {
 	t.Helper()
-	db, err := store.OpenPostgres(context.Background(), postgresDSN(t), opts)
+	db, err := store.OpenPostgres(context.Background(), storetest.PostgresDSN(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-// requirePostgres returns DMARCD_TEST_POSTGRES. Without it the test is
-// skipped, or fails in CI (DMARCD_CI set).
-func requirePostgres(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv("DMARCD_TEST_POSTGRES")
-	if dsn == "" {
-		if os.Getenv("DMARCD_CI") != "" {
-			t.Fatal("DMARCD_CI is set but DMARCD_TEST_POSTGRES is not: .ci/run must start PostgreSQL with report/store/ci-postgres.sh")
-		}
-		t.Skip("DMARCD_TEST_POSTGRES is not set: `export DMARCD_TEST_POSTGRES=$(report/store/ci-postgres.sh)` (as root) to run the PostgreSQL tests")
-	}
-	return dsn
-}
-
-// postgresDSN returns the DSN of a new schema in the database of
-// DMARCD_TEST_POSTGRES, dropped when the test ends.
-func postgresDSN(t testing.TB) string {
-	t.Helper()
-	dsn := requirePostgres(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("DMARCD_TEST_POSTGRES: %v", err)
-	}
-	schema := fmt.Sprintf("dmarcd_test_%d_%d", time.Now().UnixNano(), rand.Uint32())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-		conn.Close(ctx)
-	})
-	if strings.Contains(dsn, "://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return dsn + " search_path=" + schema
 }
 
 func TestOpenMigratesAnOldDatabase(t *testing.T) {
@@ -182,7 +133,7 @@ func TestOpenMigratesAnOldDatabase(t *testing.T) {
 			}
 		}},
 		{"postgres", func(t *testing.T, version int) (*store.DB, func() *store.DB) {
-			dsn := postgresDSN(t)
+			dsn := storetest.PostgresDSN(t)
 			db, err := store.OpenPostgresAt(ctx, dsn, store.Options{}, version)
 			if err != nil {
 				t.Fatal(err)
@@ -297,7 +248,7 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 // with its Writer, counting the same keys in one database at once.
 func TestPostgresNodesWritingTheSameKeysSumExactly(t *testing.T) {
 	ctx := context.Background()
-	dsn := postgresDSN(t)
+	dsn := storetest.PostgresDSN(t)
 	const perWorker, workers, keys = 5000, 4, 50
 	var nodes []*store.DB
 	var writers []*store.Writer
@@ -349,7 +300,7 @@ func TestPostgresNodesWritingTheSameKeysSumExactly(t *testing.T) {
 // at once, again and again: one report, one ID, one set of deliveries.
 func TestPostgresNodesCreateOneReport(t *testing.T) {
 	ctx := context.Background()
-	dsn := postgresDSN(t)
+	dsn := storetest.PostgresDSN(t)
 	var nodes []*store.DB
 	for range 2 {
 		db, err := store.OpenPostgres(ctx, dsn, store.Options{})
@@ -410,7 +361,7 @@ func TestPostgresNodesCreateOneReport(t *testing.T) {
 // sender lease; the holder's session is killed, and the other takes over.
 func TestPostgresLeaseMovesWhenItsHolderDies(t *testing.T) {
 	ctx := context.Background()
-	dsn := postgresDSN(t)
+	dsn := storetest.PostgresDSN(t)
 	opts := store.Options{LeaseCheck: 50 * time.Millisecond}
 	a, err := store.OpenPostgres(ctx, dsn, opts)
 	if err != nil {
