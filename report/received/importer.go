@@ -173,12 +173,8 @@ func (im *Importer) Import(ctx context.Context, paths ...string) (ImportSummary,
 			return err
 		})
 		if err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				return sum, cerr
-			}
-			var se *storeError
-			if errors.As(err, &se) {
-				return sum, se.err
+			if serr := stopError(ctx, err); serr != nil {
+				return sum, serr
 			}
 			// The path itself could not be read.
 			r := rejectOf(path, &ingest.Error{Source: path, Kind: ingest.ErrIO, Msg: err.Error(), Err: err})
@@ -221,16 +217,25 @@ func (im *Importer) ImportMessage(ctx context.Context, r io.Reader, source strin
 		return im.item(ctx, &sum, it)
 	})
 	if err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			return sum, cerr
-		}
-		var se *storeError
-		if errors.As(err, &se) {
-			return sum, se.err
+		if serr := stopError(ctx, err); serr != nil {
+			return sum, serr
 		}
 		return sum, err
 	}
 	return sum, nil
+}
+
+// stopError says why a walk ended early: ctx's error, or the store's; nil
+// when err is neither (the input itself could not be read).
+func stopError(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	var se *storeError
+	if errors.As(err, &se) {
+		return se.err
+	}
+	return nil
 }
 
 // messageSource joins the name of a message and the place of an item in
