@@ -38,6 +38,7 @@
 package dnstest
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -95,13 +96,8 @@ func StartOn(t testing.TB, addr string, zone ...string) *Server {
 	t.Helper()
 	return start(t, func(t testing.TB) (net.PacketConn, net.Listener) {
 		t.Helper()
-		pc, err := net.ListenPacket("udp", addr)
+		pc, l, err := Listen(addr)
 		if err != nil {
-			t.Fatalf("dnstest: %v", err)
-		}
-		l, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err != nil {
-			pc.Close()
 			t.Fatalf("dnstest: %v", err)
 		}
 		return pc, l
@@ -143,26 +139,39 @@ func start(t testing.TB, listen func(testing.TB) (net.PacketConn, net.Listener),
 	return s
 }
 
-// listen opens a UDP socket on a random port of 127.0.0.1 and a TCP
-// listener on the same port. Another process may hold the TCP side of the
-// port the kernel picked for UDP, so it tries a few ports.
+// listen opens a UDP socket and a TCP listener on one random port of
+// 127.0.0.1.
 func listen(t testing.TB) (net.PacketConn, net.Listener) {
 	t.Helper()
-	var lastErr error
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, l, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("dnstest: %v", err)
+	}
+	return pc, l
+}
+
+// Listen opens a UDP socket and a TCP listener on the same address, as a
+// DNS server needs. For port 0 another process may hold the TCP side of
+// the port the kernel picked for UDP, so it tries a few ports.
+func Listen(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	for try := 1; ; try++ {
+		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
-			t.Fatalf("dnstest: %v", err)
+			return nil, nil, err
 		}
 		l, err := net.Listen("tcp", pc.LocalAddr().String())
 		if err == nil {
-			return pc, l
+			return pc, l, nil
 		}
 		pc.Close()
-		lastErr = err
+		if port != "0" {
+			return nil, nil, err
+		}
+		if try == 20 {
+			return nil, nil, fmt.Errorf("no port free for both UDP and TCP: %w", err)
+		}
 	}
-	t.Fatalf("dnstest: no port free for both UDP and TCP: %v", lastErr)
-	return nil, nil
 }
 
 // Addr returns the address the server listens on, "127.0.0.1:port", for

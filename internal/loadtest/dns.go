@@ -2,10 +2,11 @@ package loadtest
 
 import (
 	"fmt"
-	"net"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
+
+	"github.com/dmarcd/dmarcd/internal/dnstest"
 )
 
 // DNSServer answers for a Corpus over UDP and TCP, as the recursive
@@ -25,7 +26,7 @@ type DNSServer struct {
 // namespace, "127.0.0.1:0" for a random port), UDP and TCP on the same
 // port.
 func StartDNS(addr string, c *Corpus) (*DNSServer, error) {
-	pc, ln, err := listenBoth(addr)
+	pc, ln, err := dnstest.Listen(addr)
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
 	}
@@ -88,26 +89,5 @@ func (s *DNSServer) soa(ttl uint32) dns.RR {
 		Hdr: dns.RR_Header{Name: Suffix + ".", Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
 		Ns:  "ns." + Suffix + ".", Mbox: "hostmaster." + Suffix + ".",
 		Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: ttl,
-	}
-}
-
-// listenBoth listens on addr over UDP and TCP, on one port. For port 0 the
-// port the system picks for UDP may be taken for TCP: then it tries
-// another.
-func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
-	_, port, _ := net.SplitHostPort(addr)
-	for try := 0; ; try++ {
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			return nil, nil, err
-		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			return pc, ln, nil
-		}
-		pc.Close()
-		if port != "0" || try == 20 {
-			return nil, nil, err
-		}
 	}
 }
