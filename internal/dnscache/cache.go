@@ -14,10 +14,19 @@ type key struct {
 // entry is one cached outcome of a lookup. Everything but the list links is
 // set before the entry is published and never changed, so a reader can use
 // it without a lock.
+//
+// A cache of a busy MX holds one entry per From domain seen in the last
+// hour, so the entry is kept small: it holds the records only in the shape
+// a typed method returns, not as miekg/dns parsed them (that doubled its
+// size), and its fields are ordered to leave no padding.
 type entry struct {
-	key     key
-	expires time.Time
-	answer  Answer
+	name string // the key's normalized name
+	// canonical is the end of the CNAME chain from name: name itself,
+	// sharing its bytes, when there was no CNAME.
+	canonical string
+	// expires is when the entry stops being used, as time since the
+	// resolver's epoch (so that it follows the monotonic clock).
+	expires time.Duration
 	// view is the records in the shape a typed method returns ([]string for
 	// TXT, []net.IPAddr for A and AAAA, ...), built once when the entry is
 	// made so that a cache hit costs no allocation.
@@ -27,7 +36,12 @@ type entry struct {
 	err error
 
 	prev, next *entry // LRU list, guarded by cache.mu
+
+	qtype uint16 // the key's query type
+	rcode uint16 // dns.RcodeSuccess, RcodeNameError or RcodeServerFailure
 }
+
+func (e *entry) key() key { return key{e.name, e.qtype} }
 
 // cache is a map of entries bounded by a least-recently-used list. One
 // mutex guards both: a hit is a map read and two pointer swaps, short
@@ -49,14 +63,14 @@ func newCache(max int, evictions *counter) *cache {
 
 // get returns the entry for k if it has not expired at now, and marks it
 // recently used. An expired entry is removed.
-func (c *cache) get(k key, now time.Time) *entry {
+func (c *cache) get(k key, now time.Duration) *entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[k]
 	if e == nil {
 		return nil
 	}
-	if !now.Before(e.expires) {
+	if now >= e.expires {
 		c.remove(e)
 		return nil
 	}
@@ -67,11 +81,11 @@ func (c *cache) get(k key, now time.Time) *entry {
 
 // has reports whether an entry for k is there and not expired at now,
 // leaving the LRU order as it is.
-func (c *cache) has(k key, now time.Time) bool {
+func (c *cache) has(k key, now time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[k]
-	return e != nil && now.Before(e.expires)
+	return e != nil && now < e.expires
 }
 
 // put stores e, replacing any entry for the same key, and evicts the least
@@ -79,10 +93,11 @@ func (c *cache) has(k key, now time.Time) bool {
 func (c *cache) put(e *entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.entries[e.key]; old != nil {
+	k := e.key()
+	if old := c.entries[k]; old != nil {
 		c.remove(old)
 	}
-	c.entries[e.key] = e
+	c.entries[k] = e
 	c.pushFront(e)
 	for len(c.entries) > c.max {
 		c.remove(c.lru.prev)
@@ -98,7 +113,7 @@ func (c *cache) len() int {
 
 func (c *cache) remove(e *entry) {
 	c.unlink(e)
-	delete(c.entries, e.key)
+	delete(c.entries, e.key())
 }
 
 func (c *cache) unlink(e *entry) {

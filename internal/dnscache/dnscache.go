@@ -126,6 +126,7 @@ type Resolver struct {
 	udp, tcp *dns.Client
 	cache    *cache
 	stats    counters
+	epoch    time.Time // the origin of the cache's clock (now)
 
 	mu       sync.Mutex
 	inflight map[key]*call // lookups being resolved, for coalescing
@@ -201,10 +202,14 @@ func New(cfg Config) (*Resolver, error) {
 		udp:      &dns.Client{Net: "udp", Timeout: cfg.Timeout, UDPSize: cfg.UDPSize},
 		tcp:      &dns.Client{Net: "tcp", Timeout: cfg.Timeout},
 		inflight: make(map[key]*call),
+		epoch:    cfg.Now(),
 	}
 	r.cache = newCache(cfg.MaxEntries, &r.stats.evictions)
 	return r, nil
 }
+
+// now is the time on the cache's clock: since the resolver was made.
+func (r *Resolver) now() time.Duration { return r.cfg.Now().Sub(r.epoch) }
 
 // systemNameservers returns the nameservers listed in the resolv.conf file
 // at path.
@@ -251,17 +256,14 @@ type Answer struct {
 	// Rcode is dns.RcodeSuccess, dns.RcodeNameError (NXDOMAIN), or
 	// dns.RcodeServerFailure when the lookup failed.
 	Rcode int
-	// Records are the records of the type asked, as received; empty for
-	// NXDOMAIN, NODATA and failures. They are shared with the cache and
-	// must not be modified.
-	Records []dns.RR
 	// TTL is how much longer the answer stays in the cache.
 	TTL time.Duration
 }
 
-// Lookup returns the records of type qtype (dns.TypeTXT, ...) at name,
-// following CNAMEs, from the cache or from the nameservers. name may end
-// with a dot; case does not matter.
+// Lookup describes the outcome of a lookup of type qtype (dns.TypeTXT,
+// ...) at name, following CNAMEs, from the cache or from the nameservers;
+// the typed methods (LookupTXT, ...) return the records themselves. name
+// may end with a dot; case does not matter.
 //
 // For NXDOMAIN and NODATA the error wraps dmarc.ErrNXDomain or
 // dmarc.ErrNoRecords and the Answer still describes the response; when the
@@ -276,8 +278,7 @@ func (r *Resolver) Lookup(ctx context.Context, name string, qtype uint16) (Answe
 	if e == nil {
 		return Answer{}, err
 	}
-	a := e.answer
-	a.TTL = max(e.expires.Sub(r.cfg.Now()), 0)
+	a := Answer{Name: e.name, Canonical: e.canonical, Rcode: int(e.rcode), TTL: max(e.expires-r.now(), 0)}
 	return a, err
 }
 
@@ -297,7 +298,7 @@ func (r *Resolver) CachedTXT(name string) bool {
 	if err != nil {
 		return false
 	}
-	return r.cache.has(key{n, dns.TypeTXT}, r.cfg.Now())
+	return r.cache.has(key{n, dns.TypeTXT}, r.now())
 }
 
 // Exists reports whether name exists: false for NXDOMAIN, true for any
@@ -314,7 +315,7 @@ func (r *Resolver) Exists(ctx context.Context, name string) (bool, error) {
 	case err == nil, errors.Is(err, dmarc.ErrNoRecords):
 		return true, nil
 	case errors.Is(err, dmarc.ErrNXDomain):
-		return e != nil && e.answer.Canonical != e.answer.Name, nil
+		return e != nil && e.canonical != e.name, nil
 	}
 	return false, err
 }
@@ -349,6 +350,12 @@ func (r *Resolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr,
 		return v6.addrs, nil
 	}
 	return slices.Concat(v4, v6.addrs), nil
+}
+
+// LookupA returns the IPv4 addresses of host: LookupIPAddr without the
+// AAAA query, for SPF on a host without IPv6.
+func (r *Resolver) LookupA(ctx context.Context, host string) ([]net.IPAddr, error) {
+	return lookupView[[]net.IPAddr](r, ctx, host, dns.TypeA)
 }
 
 // LookupMX returns the MX records of name, sorted by preference, hosts
@@ -392,7 +399,7 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entr
 		return nil, newError(name, qtype, "", fmt.Errorf("%w: %v", ErrInvalidName, err))
 	}
 	k := key{n, qtype}
-	if e := r.cache.get(k, r.cfg.Now()); e != nil {
+	if e := r.cache.get(k, r.now()); e != nil {
 		r.stats.hit(e)
 		return e, e.err
 	}
@@ -411,7 +418,7 @@ func (r *Resolver) resolve(ctx context.Context, k key) (*entry, error) {
 	} else {
 		// The lookup that filled the cache may have ended between our
 		// miss and now; it caches before it leaves inflight.
-		if e := r.cache.get(k, r.cfg.Now()); e != nil {
+		if e := r.cache.get(k, r.now()); e != nil {
 			r.mu.Unlock()
 			r.stats.hit(e)
 			return e, e.err
@@ -436,7 +443,7 @@ func (r *Resolver) resolve(ctx context.Context, k key) (*entry, error) {
 // and attempts of each query.
 func (r *Resolver) fill(ctx context.Context, k key, c *call) {
 	e := r.query(ctx, k)
-	if e.expires.After(r.cfg.Now()) {
+	if e.expires > r.now() {
 		r.cache.put(e)
 	}
 	r.mu.Lock()
@@ -483,9 +490,9 @@ func (r *Resolver) query(ctx context.Context, k key) *entry {
 				records = append(records, rr)
 			}
 		}
-		a := Answer{Name: k.name, Canonical: k.name, Rcode: msg.Rcode, Records: records}
+		e := &entry{name: k.name, qtype: k.qtype, canonical: k.name, rcode: uint16(msg.Rcode)}
 		if len(visited) > 0 {
-			a.Canonical = strings.ToLower(strings.TrimSuffix(owner, "."))
+			e.canonical = strings.ToLower(strings.TrimSuffix(owner, "."))
 		}
 		switch {
 		case len(records) > 0:
@@ -493,11 +500,12 @@ func (r *Resolver) query(ctx context.Context, k key) *entry {
 			for _, rr := range records {
 				ttl = min(ttl, seconds(rr.Header().Ttl))
 			}
-			ttl = min(max(ttl, r.cfg.MinTTL), r.cfg.MaxTTL)
-			return &entry{key: k, expires: r.cfg.Now().Add(ttl), answer: a, view: view(k.qtype, records)}
+			e.expires = r.now() + min(max(ttl, r.cfg.MinTTL), r.cfg.MaxTTL)
+			e.view = view(k.qtype, records)
+			return e
 		case msg.Rcode == dns.RcodeNameError:
 			r.stats.nxdomain.Add(1)
-			return r.negative(k, a, msg, limit, newError(k.name, k.qtype, server, dmarc.ErrNXDomain))
+			return r.negative(e, msg, limit, newError(k.name, k.qtype, server, dmarc.ErrNXDomain))
 		case owner != target && findSOA(msg.Ns) == nil:
 			// The chain left the server's zones: it gave the CNAME and no
 			// verdict on the target (no SOA of a NODATA), so ask for the
@@ -506,22 +514,22 @@ func (r *Resolver) query(ctx context.Context, k key) *entry {
 			continue
 		}
 		r.stats.nodata.Add(1)
-		return r.negative(k, a, msg, limit, newError(k.name, k.qtype, server, dmarc.ErrNoRecords))
+		return r.negative(e, msg, limit, newError(k.name, k.qtype, server, dmarc.ErrNoRecords))
 	}
 }
 
-// negative returns the entry of a negative answer, kept for the TTL of RFC
-// 2308 §5: the smaller of the SOA's TTL and its MINIMUM field, or
+// negative completes e as a negative answer, kept for the TTL of RFC 2308
+// §5: the smaller of the SOA's TTL and its MINIMUM field, or
 // Config.NegativeTTL without an SOA; never longer than a CNAME that led
 // there (limit), and clamped to [MinTTL, NegativeMaxTTL].
-func (r *Resolver) negative(k key, a Answer, msg *dns.Msg, limit time.Duration, err error) *entry {
+func (r *Resolver) negative(e *entry, msg *dns.Msg, limit time.Duration, err error) *entry {
 	ttl := r.cfg.NegativeTTL
 	if soa := findSOA(msg.Ns); soa != nil {
 		ttl = seconds(min(soa.Hdr.Ttl, soa.Minttl))
 	}
-	ttl = min(max(min(ttl, limit), r.cfg.MinTTL), r.cfg.NegativeMaxTTL)
-	a.Records = nil
-	return &entry{key: k, expires: r.cfg.Now().Add(ttl), answer: a, err: err}
+	e.expires = r.now() + min(max(min(ttl, limit), r.cfg.MinTTL), r.cfg.NegativeMaxTTL)
+	e.err = err
+	return e
 }
 
 // failure returns the entry of a lookup that could not be answered. It is
@@ -529,12 +537,11 @@ func (r *Resolver) negative(k key, a Answer, msg *dns.Msg, limit time.Duration, 
 func (r *Resolver) failure(k key, server string, cause error) *entry {
 	r.stats.temporary.Add(1)
 	e := &entry{
-		key:    k,
-		answer: Answer{Name: k.name, Canonical: k.name, Rcode: dns.RcodeServerFailure},
-		err:    newError(k.name, k.qtype, server, fmt.Errorf("%w: %w", dmarc.ErrTemporary, cause)),
+		name: k.name, qtype: k.qtype, canonical: k.name, rcode: dns.RcodeServerFailure,
+		err: newError(k.name, k.qtype, server, fmt.Errorf("%w: %w", dmarc.ErrTemporary, cause)),
 	}
 	if r.cfg.ServerFailureTTL > 0 {
-		e.expires = r.cfg.Now().Add(r.cfg.ServerFailureTTL)
+		e.expires = r.now() + r.cfg.ServerFailureTTL
 	}
 	return e
 }

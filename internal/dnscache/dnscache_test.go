@@ -744,7 +744,7 @@ func TestANameserverThatFailsIsSkipped(t *testing.T) {
 	})
 }
 
-func TestLookupIPAddr(t *testing.T) {
+func TestLookupIPAddrAndA(t *testing.T) {
 	s := dnstest.Start(t,
 		soaCom,
 		`both.example.com. 300 IN A 192.0.2.1`,
@@ -758,27 +758,36 @@ func TestLookupIPAddr(t *testing.T) {
 	r, _ := newResolver(t, s, Config{})
 
 	tests := []struct {
-		name string
-		host string
-		want []string
-		err  error
+		name  string
+		host  string
+		want  []string // LookupIPAddr
+		err   error
+		want4 []string // LookupA
+		err4  error
 	}{
-		{"IPv4 comes before IPv6", "both.example.com", []string{"192.0.2.1", "2001:db8::1"}, nil},
-		{"IPv4 alone", "v4.example.com", []string{"192.0.2.2"}, nil},
-		{"IPv6 alone", "v6.example.com", []string{"2001:db8::2"}, nil},
-		{"no address is NODATA", "txt.example.com", nil, dmarc.ErrNoRecords},
-		{"a missing name is NXDOMAIN", "nope.example.com", nil, dmarc.ErrNXDomain},
-		{"a failure is temporary", "half.example.com", nil, dmarc.ErrTemporary},
+		{"IPv4 comes before IPv6", "both.example.com", []string{"192.0.2.1", "2001:db8::1"}, nil, []string{"192.0.2.1"}, nil},
+		{"IPv4 alone", "v4.example.com", []string{"192.0.2.2"}, nil, []string{"192.0.2.2"}, nil},
+		{"IPv6 alone", "v6.example.com", []string{"2001:db8::2"}, nil, nil, dmarc.ErrNoRecords},
+		{"no address is NODATA", "txt.example.com", nil, dmarc.ErrNoRecords, nil, dmarc.ErrNoRecords},
+		{"a missing name is NXDOMAIN", "nope.example.com", nil, dmarc.ErrNXDomain, nil, dmarc.ErrNXDomain},
+		{"a failure is temporary", "half.example.com", nil, dmarc.ErrTemporary, nil, dmarc.ErrTemporary},
+	}
+	strs := func(addrs []net.IPAddr) []string {
+		var s []string
+		for _, a := range addrs {
+			s = append(s, a.String())
+		}
+		return s
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addrs, err := r.LookupIPAddr(context.Background(), tt.host)
-			var got []string
-			for _, a := range addrs {
-				got = append(got, a.String())
+			if got := strs(addrs); !slices.Equal(got, tt.want) || kindOf(err) != tt.err {
+				t.Errorf("LookupIPAddr: got %q, %v; want %q, %v", got, err, tt.want, tt.err)
 			}
-			if !slices.Equal(got, tt.want) || kindOf(err) != tt.err {
-				t.Errorf("got %q, %v; want %q, %v", got, err, tt.want, tt.err)
+			addrs, err = r.LookupA(context.Background(), tt.host)
+			if got := strs(addrs); !slices.Equal(got, tt.want4) || kindOf(err) != tt.err4 {
+				t.Errorf("LookupA: got %q, %v; want %q, %v", got, err, tt.want4, tt.err4)
 			}
 		})
 	}

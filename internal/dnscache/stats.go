@@ -59,7 +59,7 @@ func (c *counters) hit(e *entry) {
 	switch {
 	case e.err == nil:
 		c.hits.Add(1)
-	case e.answer.Rcode == dns.RcodeServerFailure:
+	case e.rcode == dns.RcodeServerFailure:
 		c.failureHits.Add(1)
 	default:
 		c.negativeHits.Add(1)

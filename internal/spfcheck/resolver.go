@@ -5,8 +5,6 @@ import (
 	"net"
 	"strings"
 
-	"github.com/miekg/dns"
-
 	"github.com/dmarcd/dmarcd/internal/dnscache"
 )
 
@@ -62,17 +60,7 @@ func (r *resolver) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr,
 	if !r.ipv4 {
 		return r.dns.LookupIPAddr(ctx, host)
 	}
-	a, err := r.dns.Lookup(ctx, host, dns.TypeA)
-	if err != nil {
-		return nil, err
-	}
-	addrs := make([]net.IPAddr, 0, len(a.Records))
-	for _, rr := range a.Records {
-		if rr, ok := rr.(*dns.A); ok {
-			addrs = append(addrs, net.IPAddr{IP: rr.A})
-		}
-	}
-	return addrs, nil
+	return r.dns.LookupA(ctx, host)
 }
 
 // LookupMX implements spf.DNSResolver.
