@@ -33,10 +33,13 @@ type QueueConfig struct {
 // dropped and counted (QueueStats.Overflow): the MTA must never wait for
 // failure reports.
 type Queue struct {
-	st     store.FailureQueue
-	log    *slog.Logger
-	cfg    atomic.Pointer[QueueConfig]
-	ch     chan failure.Incident
+	st  store.FailureQueue
+	log *slog.Logger
+	cfg atomic.Pointer[QueueConfig]
+	// ch holds pointers: a channel of values would allocate room for
+	// size whole incidents (megabytes) up front, for a queue that is
+	// nearly always empty.
+	ch     chan *failure.Incident
 	queued func() // called after a batch queued something
 
 	closeOnce sync.Once
@@ -81,7 +84,7 @@ func NewQueue(st store.FailureQueue, cfg QueueConfig, size int, queued func(), l
 	if size <= 0 {
 		size = 1000
 	}
-	q := &Queue{st: st, log: cmp.Or(log, slog.Default()), ch: make(chan failure.Incident, size), queued: queued, done: make(chan struct{})}
+	q := &Queue{st: st, log: cmp.Or(log, slog.Default()), ch: make(chan *failure.Incident, size), queued: queued, done: make(chan struct{})}
 	q.Reload(cfg)
 	go q.run()
 	return q
@@ -111,7 +114,7 @@ func (q *Queue) Add(inc failure.Incident) (ok bool) {
 		return false
 	}
 	select {
-	case q.ch <- inc:
+	case q.ch <- &inc:
 		return true
 	default:
 		q.held.Add(-size)
@@ -153,7 +156,7 @@ const maxBatch = 100
 func (q *Queue) run() {
 	defer close(q.done)
 	for inc := range q.ch {
-		batch := []failure.Incident{inc}
+		batch := []failure.Incident{*inc}
 	more:
 		for len(batch) < maxBatch {
 			select {
@@ -161,7 +164,7 @@ func (q *Queue) run() {
 				if !ok {
 					break more
 				}
-				batch = append(batch, next)
+				batch = append(batch, *next)
 			default:
 				break more
 			}
