@@ -1,6 +1,7 @@
 package dnscache
 
 import (
+	"net"
 	"sync"
 	"time"
 )
@@ -21,19 +22,18 @@ type key struct {
 // size), and its fields are ordered to leave no padding.
 type entry struct {
 	name string // the key's normalized name
-	// canonical is the end of the CNAME chain from name: name itself,
-	// sharing its bytes, when there was no CNAME.
-	canonical string
 	// expires is when the entry stops being used, as time since the
 	// resolver's epoch (so that it follows the monotonic clock).
 	expires time.Duration
-	// view is the records in the shape a typed method returns ([]string for
-	// TXT, []net.IPAddr for A and AAAA, ...), built once when the entry is
-	// made so that a cache hit costs no allocation.
-	view any
-	// err is what a lookup returns with this entry: nil, or a *net.DNSError
-	// wrapping dmarc.ErrNXDomain, ErrNoRecords or ErrTemporary.
-	err error
+	// val is, for an answer with records, the records in the shape a typed
+	// method returns ([]string for TXT, []net.IPAddr for A and AAAA, ...;
+	// *[1]string for the usual TXT answer of one record, which spares the
+	// slice header), built once when the entry is made so that a cache hit
+	// costs no allocation; for NXDOMAIN, NODATA and failures, the
+	// *net.DNSError a lookup returns, wrapping dmarc.ErrNXDomain,
+	// ErrNoRecords or ErrTemporary. An answer found through a CNAME wraps
+	// either in an *aliased. One field for all saves 32 bytes an entry.
+	val any
 
 	prev, next *entry // LRU list, guarded by cache.mu
 
@@ -42,6 +42,48 @@ type entry struct {
 }
 
 func (e *entry) key() key { return key{e.name, e.qtype} }
+
+// aliased is the val of an entry whose name is an alias (RFC 1034 §3.6.2):
+// the name the CNAME chain ended at, the owner of the records or the name
+// the negative answer is about (RFC 6604), and the val proper.
+type aliased struct {
+	canonical string
+	val       any
+}
+
+// alias records that the answer of e was found at canonical, when that is
+// not e's own name.
+func (e *entry) alias(canonical string) *entry {
+	if canonical != e.name {
+		e.val = &aliased{canonical, e.val}
+	}
+	return e
+}
+
+// value is e.val without its alias.
+func (e *entry) value() any {
+	if a, ok := e.val.(*aliased); ok {
+		return a.val
+	}
+	return e.val
+}
+
+// canonical is the end of the CNAME chain from e's name: the name itself
+// when there was none.
+func (e *entry) canonical() string {
+	if a, ok := e.val.(*aliased); ok {
+		return a.canonical
+	}
+	return e.name
+}
+
+// err is the error a lookup returns with e: nil for an answer with records.
+func (e *entry) err() error {
+	if err, ok := e.value().(*net.DNSError); ok {
+		return err
+	}
+	return nil
+}
 
 // cache is a map of entries bounded by a least-recently-used list. One
 // mutex guards both: a hit is a map read and two pointer swaps, short

@@ -278,7 +278,7 @@ func (r *Resolver) Lookup(ctx context.Context, name string, qtype uint16) (Answe
 	if e == nil {
 		return Answer{}, err
 	}
-	a := Answer{Name: e.name, Canonical: e.canonical, Rcode: int(e.rcode), TTL: max(e.expires-r.now(), 0)}
+	a := Answer{Name: e.name, Canonical: e.canonical(), Rcode: int(e.rcode), TTL: max(e.expires-r.now(), 0)}
 	return a, err
 }
 
@@ -286,7 +286,17 @@ func (r *Resolver) Lookup(ctx context.Context, name string, qtype uint16) (Answe
 // character-strings joined with nothing between them (RFC 7489 §6.6.3, RFC
 // 7208 §3.3). It implements dmarc.Resolver.
 func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	return lookupView[[]string](r, ctx, name, dns.TypeTXT)
+	e, err := r.lookup(ctx, name, dns.TypeTXT)
+	if err != nil {
+		return nil, err
+	}
+	switch v := e.value().(type) {
+	case *[1]string:
+		return v[:], nil
+	case []string:
+		return v, nil
+	}
+	return nil, nil
 }
 
 // CachedTXT reports whether LookupTXT(name) would be answered from the
@@ -315,7 +325,7 @@ func (r *Resolver) Exists(ctx context.Context, name string) (bool, error) {
 	case err == nil, errors.Is(err, dmarc.ErrNoRecords):
 		return true, nil
 	case errors.Is(err, dmarc.ErrNXDomain):
-		return e != nil && e.canonical != e.name, nil
+		return e != nil && e.canonical() != e.name, nil
 	}
 	return false, err
 }
@@ -384,7 +394,7 @@ func lookupView[T any](r *Resolver, ctx context.Context, name string, qtype uint
 	if err != nil {
 		return zero, err
 	}
-	v, _ := e.view.(T)
+	v, _ := e.value().(T)
 	return v, nil
 }
 
@@ -401,7 +411,7 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entr
 	k := key{n, qtype}
 	if e := r.cache.get(k, r.now()); e != nil {
 		r.stats.hit(e)
-		return e, e.err
+		return e, e.err()
 	}
 	return r.resolve(ctx, k)
 }
@@ -421,7 +431,7 @@ func (r *Resolver) resolve(ctx context.Context, k key) (*entry, error) {
 		if e := r.cache.get(k, r.now()); e != nil {
 			r.mu.Unlock()
 			r.stats.hit(e)
-			return e, e.err
+			return e, e.err()
 		}
 		r.stats.misses.Add(1)
 		c = &call{done: make(chan struct{})}
@@ -432,7 +442,7 @@ func (r *Resolver) resolve(ctx context.Context, k key) (*entry, error) {
 
 	select {
 	case <-c.done:
-		return c.e, c.e.err
+		return c.e, c.e.err()
 	case <-ctx.Done():
 		return nil, newError(k.name, k.qtype, "", fmt.Errorf("%w: %w", dmarc.ErrTemporary, ctx.Err()))
 	}
@@ -490,9 +500,10 @@ func (r *Resolver) query(ctx context.Context, k key) *entry {
 				records = append(records, rr)
 			}
 		}
-		e := &entry{name: k.name, qtype: k.qtype, canonical: k.name, rcode: uint16(msg.Rcode)}
+		e := &entry{name: k.name, qtype: k.qtype, rcode: uint16(msg.Rcode)}
+		canonical := k.name
 		if len(visited) > 0 {
-			e.canonical = strings.ToLower(strings.TrimSuffix(owner, "."))
+			canonical = strings.ToLower(strings.TrimSuffix(owner, "."))
 		}
 		switch {
 		case len(records) > 0:
@@ -501,11 +512,11 @@ func (r *Resolver) query(ctx context.Context, k key) *entry {
 				ttl = min(ttl, seconds(rr.Header().Ttl))
 			}
 			e.expires = r.now() + min(max(ttl, r.cfg.MinTTL), r.cfg.MaxTTL)
-			e.view = view(k.qtype, records)
-			return e
+			e.val = view(k.qtype, records)
+			return e.alias(canonical)
 		case msg.Rcode == dns.RcodeNameError:
 			r.stats.nxdomain.Add(1)
-			return r.negative(e, msg, limit, newError(k.name, k.qtype, server, dmarc.ErrNXDomain))
+			return r.negative(e, msg, limit, newError(k.name, k.qtype, server, dmarc.ErrNXDomain)).alias(canonical)
 		case owner != target && findSOA(msg.Ns) == nil:
 			// The chain left the server's zones: it gave the CNAME and no
 			// verdict on the target (no SOA of a NODATA), so ask for the
@@ -514,7 +525,7 @@ func (r *Resolver) query(ctx context.Context, k key) *entry {
 			continue
 		}
 		r.stats.nodata.Add(1)
-		return r.negative(e, msg, limit, newError(k.name, k.qtype, server, dmarc.ErrNoRecords))
+		return r.negative(e, msg, limit, newError(k.name, k.qtype, server, dmarc.ErrNoRecords)).alias(canonical)
 	}
 }
 
@@ -522,13 +533,13 @@ func (r *Resolver) query(ctx context.Context, k key) *entry {
 // §5: the smaller of the SOA's TTL and its MINIMUM field, or
 // Config.NegativeTTL without an SOA; never longer than a CNAME that led
 // there (limit), and clamped to [MinTTL, NegativeMaxTTL].
-func (r *Resolver) negative(e *entry, msg *dns.Msg, limit time.Duration, err error) *entry {
+func (r *Resolver) negative(e *entry, msg *dns.Msg, limit time.Duration, err *net.DNSError) *entry {
 	ttl := r.cfg.NegativeTTL
 	if soa := findSOA(msg.Ns); soa != nil {
 		ttl = seconds(min(soa.Hdr.Ttl, soa.Minttl))
 	}
 	e.expires = r.now() + min(max(min(ttl, limit), r.cfg.MinTTL), r.cfg.NegativeMaxTTL)
-	e.err = err
+	e.val = err
 	return e
 }
 
@@ -537,8 +548,8 @@ func (r *Resolver) negative(e *entry, msg *dns.Msg, limit time.Duration, err err
 func (r *Resolver) failure(k key, server string, cause error) *entry {
 	r.stats.temporary.Add(1)
 	e := &entry{
-		name: k.name, qtype: k.qtype, canonical: k.name, rcode: dns.RcodeServerFailure,
-		err: newError(k.name, k.qtype, server, fmt.Errorf("%w: %w", dmarc.ErrTemporary, cause)),
+		name: k.name, qtype: k.qtype, rcode: dns.RcodeServerFailure,
+		val: newError(k.name, k.qtype, server, fmt.Errorf("%w: %w", dmarc.ErrTemporary, cause)),
 	}
 	if r.cfg.ServerFailureTTL > 0 {
 		e.expires = r.now() + r.cfg.ServerFailureTTL

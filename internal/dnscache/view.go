@@ -9,10 +9,17 @@ import (
 )
 
 // view returns records of type qtype in the shape the typed lookup
-// of that type returns, or nil for a type that has none.
+// of that type returns, or nil for a type that has none. One TXT record is
+// returned as a *[1]string, which LookupTXT slices: a cache of DMARC
+// records is mostly that, and it saves the slice header.
 func view(qtype uint16, records []dns.RR) any {
 	switch qtype {
 	case dns.TypeTXT:
+		if len(records) == 1 {
+			if rr, ok := records[0].(*dns.TXT); ok {
+				return &[1]string{joinTXT(rr.Txt)}
+			}
+		}
 		txt := make([]string, 0, len(records))
 		for _, rr := range records {
 			if rr, ok := rr.(*dns.TXT); ok {
