@@ -172,7 +172,7 @@ func TestAFailingMessageGivesOneSignedRedactedReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	dnsSrv := dnstest.Start(t, "mx.test. 300 IN SOA ns.mx.test. hostmaster.mx.test. 1 3600 600 86400 300",
-		txtRR("rep._domainkey.mx.test.", rec))
+		dnstest.TXT("rep._domainkey.mx.test.", rec))
 	cache, err := dnscache.New(dnscache.Config{Nameservers: []string{dnsSrv.Addr()}})
 	if err != nil {
 		t.Fatal(err)
@@ -280,18 +280,6 @@ func TestAFailingMessageGivesOneSignedRedactedReport(t *testing.T) {
 	if !bytes.Contains(original, []byte("From: Billing <redacted@failing.example>")) || !bytes.Contains(original, []byte("Subject: [redacted]")) {
 		t.Errorf("original header section:\n%s", original)
 	}
-}
-
-// txtRR is a TXT record in master-file syntax, split into strings of at
-// most 255 octets, as a DKIM key needs.
-func txtRR(name, text string) string {
-	var parts []string
-	for len(text) > 255 {
-		parts = append(parts, `"`+text[:255]+`"`)
-		text = text[255:]
-	}
-	parts = append(parts, `"`+text+`"`)
-	return name + " 300 IN TXT " + strings.Join(parts, " ")
 }
 
 func TestABodyOverTheReportCapIsOmittedButTheHeadersStay(t *testing.T) {

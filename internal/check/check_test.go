@@ -39,17 +39,6 @@ var bigRecord = func() string {
 	return "v=DMARC1; p=reject; rua=" + strings.Join(rua, ",") + "; ruf=" + strings.Join(ruf, ",") + "; fo=1"
 }()
 
-// txt writes a TXT record in master-file syntax, split into
-// character-strings of at most 255 octets as a zone must.
-func txt(owner, text string) string {
-	var parts []string
-	for len(text) > 255 {
-		parts, text = append(parts, text[:255]), text[255:]
-	}
-	parts = append(parts, text)
-	return fmt.Sprintf("%s 300 IN TXT \"%s\"", owner, strings.Join(parts, `" "`))
-}
-
 func soa(zone string) string {
 	return zone + " 3600 IN SOA ns." + zone + " hostmaster." + zone + " 1 3600 600 86400 300"
 }
@@ -62,50 +51,50 @@ func startDNS(t testing.TB) *dnstest.Server {
 
 		// A clean domain with an authorized external rua, and a
 		// subdomain that inherits its record.
-		txt("_dmarc.example.com.", "v=DMARC1; p=reject; adkim=s; rua=mailto:dmarc@example.com,mailto:agg@reports.example.net"),
-		txt("example.com._report._dmarc.reports.example.net.", "v=DMARC1"),
+		dnstest.TXT("_dmarc.example.com.", "v=DMARC1; p=reject; adkim=s; rua=mailto:dmarc@example.com,mailto:agg@reports.example.net"),
+		dnstest.TXT("example.com._report._dmarc.reports.example.net.", "v=DMARC1"),
 		"mail.example.com. 300 IN A 192.0.2.25",
 
-		txt("_dmarc.monitor.test.", "v=DMARC1; p=none"),
+		dnstest.TXT("_dmarc.monitor.test.", "v=DMARC1; p=none"),
 		"nodmarc.example. 300 IN A 192.0.2.2",
 
 		// psd=n makes dept.example.org an organizational domain under
 		// RFC 9989; RFC 7489 reads example.org's record.
-		txt("_dmarc.example.org.", "v=DMARC1; p=reject; rua=mailto:dmarc@example.org"),
-		txt("_dmarc.dept.example.org.", "v=DMARC1; p=quarantine; psd=n; rua=mailto:dmarc@example.org"),
+		dnstest.TXT("_dmarc.example.org.", "v=DMARC1; p=reject; rua=mailto:dmarc@example.org"),
+		dnstest.TXT("_dmarc.dept.example.org.", "v=DMARC1; p=quarantine; psd=n; rua=mailto:dmarc@example.org"),
 		"host.dept.example.org. 300 IN A 192.0.2.1",
 
-		txt("_dmarc.sampling.test.", "v=DMARC1; p=reject; pct=25; rua=mailto:dmarc@sampling.test"),
+		dnstest.TXT("_dmarc.sampling.test.", "v=DMARC1; p=reject; pct=25; rua=mailto:dmarc@sampling.test"),
 
 		// A public suffix domain's record (psd=y) and a domain below it
 		// without one.
-		txt("_dmarc.psd.test.", "v=DMARC1; p=reject; psd=y; rua=mailto:dmarc@psd.test"),
+		dnstest.TXT("_dmarc.psd.test.", "v=DMARC1; p=reject; psd=y; rua=mailto:dmarc@psd.test"),
 		"agency.psd.test. 300 IN A 192.0.2.3",
 
-		txt("_dmarc.typo.example.", "v=DMARC1; p=rejct; adkim=x; rua=mailto:dmarc@typo.example"),
-		txt("_dmarc.unusable.example.", "v=DMARC1; p=rejet"),
-		txt("_dmarc.nosemicolon.example.", "v=DMARC1 p=reject; rua=mailto:dmarc@nosemicolon.example"),
-		txt("_dmarc.twice.example.", "v=DMARC1; p=reject; rua=mailto:dmarc@twice.example"),
-		txt("_dmarc.twice.example.", "v=DMARC1; p=none"),
-		txt("_dmarc.testing.example.", "v=DMARC1; p=reject; sp=none; np=quarantine; t=y; rua=mailto:dmarc@testing.example"),
-		txt("_dmarc.legacy.example.", "v=DMARC1; p=reject; rua=mailto:dmarc@legacy.example!10m,https://reports.legacy.example/dmarc; ri=3600; rf=afrf"),
+		dnstest.TXT("_dmarc.typo.example.", "v=DMARC1; p=rejct; adkim=x; rua=mailto:dmarc@typo.example"),
+		dnstest.TXT("_dmarc.unusable.example.", "v=DMARC1; p=rejet"),
+		dnstest.TXT("_dmarc.nosemicolon.example.", "v=DMARC1 p=reject; rua=mailto:dmarc@nosemicolon.example"),
+		dnstest.TXT("_dmarc.twice.example.", "v=DMARC1; p=reject; rua=mailto:dmarc@twice.example"),
+		dnstest.TXT("_dmarc.twice.example.", "v=DMARC1; p=none"),
+		dnstest.TXT("_dmarc.testing.example.", "v=DMARC1; p=reject; sp=none; np=quarantine; t=y; rua=mailto:dmarc@testing.example"),
+		dnstest.TXT("_dmarc.legacy.example.", "v=DMARC1; p=reject; rua=mailto:dmarc@legacy.example!10m,https://reports.legacy.example/dmarc; ri=3600; rf=afrf"),
 
 		// Three external destinations: one not authorized, one
 		// authorized, one authorized with an override.
-		txt("_dmarc.thirdparty.example.", "v=DMARC1; p=quarantine; rua=mailto:a@unauthorized.example.net,mailto:b@reports.example.net,mailto:c@override.example.net; ruf=mailto:f@reports.example.net"),
-		txt("thirdparty.example._report._dmarc.reports.example.net.", "v=DMARC1"),
-		txt("thirdparty.example._report._dmarc.override.example.net.", "v=DMARC1; rua=mailto:inbox@override.example.net"),
+		dnstest.TXT("_dmarc.thirdparty.example.", "v=DMARC1; p=quarantine; rua=mailto:a@unauthorized.example.net,mailto:b@reports.example.net,mailto:c@override.example.net; ruf=mailto:f@reports.example.net"),
+		dnstest.TXT("thirdparty.example._report._dmarc.reports.example.net.", "v=DMARC1"),
+		dnstest.TXT("thirdparty.example._report._dmarc.override.example.net.", "v=DMARC1; rua=mailto:inbox@override.example.net"),
 
 		// A DMARC provider's record, reached through a CNAME into another
 		// zone.
 		"_dmarc.customer.example. 300 IN CNAME customer.example._dmarc.provider.test.",
-		txt("customer.example._dmarc.provider.test.", "v=DMARC1; p=quarantine; rua=mailto:customer@provider.test"),
-		txt("customer.example._report._dmarc.provider.test.", "v=DMARC1"),
+		dnstest.TXT("customer.example._dmarc.provider.test.", "v=DMARC1; p=quarantine; rua=mailto:customer@provider.test"),
+		dnstest.TXT("customer.example._report._dmarc.provider.test.", "v=DMARC1"),
 
-		txt("_dmarc.xn--bcher-kva.example.", "v=DMARC1; p=reject; rua=mailto:dmarc@xn--bcher-kva.example"),
-		txt("_dmarc.big.example.", bigRecord),
-		txt("_dmarc.order.example.", "v=DMARC1; rua=mailto:dmarc@order.example; p=reject"),
-		txt("_dmarc.brokenreports.example.", "v=DMARC1; p=reject; rua=mailto:dmarc@reports.broken.example.net"),
+		dnstest.TXT("_dmarc.xn--bcher-kva.example.", "v=DMARC1; p=reject; rua=mailto:dmarc@xn--bcher-kva.example"),
+		dnstest.TXT("_dmarc.big.example.", bigRecord),
+		dnstest.TXT("_dmarc.order.example.", "v=DMARC1; rua=mailto:dmarc@order.example; p=reject"),
+		dnstest.TXT("_dmarc.brokenreports.example.", "v=DMARC1; p=reject; rua=mailto:dmarc@reports.broken.example.net"),
 	)
 	s.Fail("_dmarc.servfail.example.", dns.RcodeServerFailure)
 	s.Drop("_dmarc.timeout.example.")

@@ -26,6 +26,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/miekg/dns"
 
+	"github.com/dmarcd/dmarcd/internal/dnstest"
 	"github.com/dmarcd/dmarcd/report/delivery"
 )
 
@@ -78,19 +79,9 @@ func signingKeys(t *testing.T, dir string) (rsaPath, edPath string, records []st
 	rr, _ := delivery.DNSRecord(rk.Public())
 	er, _ := delivery.DNSRecord(ek.Public())
 	return rsaPath, edPath, []string{
-		"rsa._domainkey.reporter.test. 300 IN TXT " + txtStrings(rr),
-		"ed._domainkey.reporter.test. 300 IN TXT " + txtStrings(er),
+		dnstest.TXT("rsa._domainkey.reporter.test.", rr),
+		dnstest.TXT("ed._domainkey.reporter.test.", er),
 	}
-}
-
-// txtStrings writes s as TXT character-strings of at most 255 bytes.
-func txtStrings(s string) string {
-	var parts []string
-	for len(s) > 255 {
-		parts = append(parts, `"`+s[:255]+`"`)
-		s = s[255:]
-	}
-	return strings.Join(append(parts, `"`+s+`"`), " ")
 }
 
 // verifyDKIM checks every DKIM signature of msg against the keys the DNS

@@ -78,6 +78,16 @@ type fault struct {
 	delay    time.Duration
 }
 
+// TXT returns a TXT record at owner (fully qualified), TTL 300, holding
+// text, in the master-file syntax Start takes. A text longer than 255
+// octets, such as a DKIM key or a long SPF record, needs no splitting: the
+// zone parser cuts it into character-strings of 255 octets, as a zone file
+// must hold it. '"' and '\' are escaped.
+func TXT(owner, text string) string {
+	text = strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(text)
+	return owner + ` 300 IN TXT "` + text + `"`
+}
+
 // Start starts a server on 127.0.0.1, UDP and TCP on the same random port,
 // loaded with zone: resource records in master-file syntax, one per string,
 // owners fully qualified ("_dmarc.example.com. 300 IN TXT \"v=DMARC1\"").

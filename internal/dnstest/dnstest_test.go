@@ -181,6 +181,20 @@ func TestTXTCharacterStrings(t *testing.T) {
 	}
 }
 
+func TestTXTWritesARecordOfAnyLength(t *testing.T) {
+	long := strings.Repeat("k", 600)
+	s := Start(t, TXT("long.example.com.", long), TXT("quoted.example.com.", `a "b" \c`))
+
+	r := ask(t, s, "tcp", "long.example.com", dns.TypeTXT, 0)
+	if got := r.Answer[0].(*dns.TXT).Txt; len(got) != 3 || len(got[0]) != 255 || strings.Join(got, "") != long {
+		t.Errorf("TXT of 600 octets arrived as %d strings of lengths %v, want 255-octet pieces", len(got), lens(got))
+	}
+	r = ask(t, s, "udp", "quoted.example.com", dns.TypeTXT, 1232)
+	if got := r.Answer[0].(*dns.TXT).Txt; !slices.Equal(got, []string{`a \"b\" \\c`}) {
+		t.Errorf("TXT with quotes = %q, want them escaped as miekg/dns presents them", got)
+	}
+}
+
 func lens(ss []string) []int {
 	var n []int
 	for _, s := range ss {

@@ -25,18 +25,6 @@ const (
 	soaOrg = `example.org. 3600 IN SOA ns.example.org. hostmaster.example.org. 1 3600 600 86400 300`
 )
 
-// spfRR returns a TXT record at name holding text, cut into
-// character-strings of at most 255 octets as a long SPF record must be
-// (RFC 7208 §3.3). text must hold no '"' or '\'.
-func spfRR(name, text string) string {
-	var parts []string
-	for len(text) > 255 {
-		parts, text = append(parts, `"`+text[:255]+`"`), text[255:]
-	}
-	parts = append(parts, `"`+text+`"`)
-	return fmt.Sprintf("%s 300 IN TXT %s", name, strings.Join(parts, " "))
-}
-
 // newChecker returns a Checker asking a fresh cache in front of a test
 // server loaded with zone, and the server.
 func newChecker(t testing.TB, zone ...string) (*Checker, *dnstest.Server) {
@@ -66,7 +54,7 @@ func chain(name, term string, n int, last string) []string {
 		if i == n {
 			next = last
 		}
-		rrs = append(rrs, spfRR(fmt.Sprintf("%s%d.example.net.", name, i), next))
+		rrs = append(rrs, dnstest.TXT(fmt.Sprintf("%s%d.example.net.", name, i), next))
 	}
 	return rrs
 }
@@ -107,7 +95,7 @@ func TestCheck(t *testing.T) {
 		// ip4 and ip6.
 		{
 			name:     "ip4 with a CIDR length passes an address inside the network",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.0/24 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.0/24 -all")},
 			ip:       "192.0.2.77",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPass,
@@ -116,7 +104,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "ip4 with a CIDR length fails an address outside the network",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.0/24 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.0/24 -all")},
 			ip:       "192.0.3.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthFail,
@@ -125,14 +113,14 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "ip4 without a CIDR length matches that address only",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.1 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.1 -all")},
 			ip:       "192.0.2.2",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthFail,
 		},
 		{
 			name:     "ip6 with a CIDR length passes an address inside the network",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip6:2001:db8:1::/48 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip6:2001:db8:1::/48 -all")},
 			ip:       "2001:db8:1:2::25",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPass,
@@ -140,14 +128,14 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "ip6 with a CIDR length fails an address outside the network",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip6:2001:db8:1::/48 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip6:2001:db8:1::/48 -all")},
 			ip:       "2001:db8:2::25",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthFail,
 		},
 		{
 			name:     "an IPv4-mapped IPv6 client is checked as IPv4",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.0/24 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.0/24 -all")},
 			ip:       "::ffff:192.0.2.77",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPass,
@@ -155,14 +143,14 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "ip4 never matches an IPv6 client",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:0.0.0.0/0 ~all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:0.0.0.0/0 ~all")},
 			ip:       "2001:db8::1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthSoftFail,
 		},
 		{
 			name:     "ip6 never matches an IPv4 client",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip6:::/0 ~all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip6:::/0 ~all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthSoftFail,
@@ -172,7 +160,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "a without a domain checks the addresses of the domain itself",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 a -all"),
+				dnstest.TXT("example.com.", "v=spf1 a -all"),
 				`example.com. 300 IN A 192.0.2.10`,
 			},
 			ip:       "192.0.2.10",
@@ -183,7 +171,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "a with a domain and an IPv4 CIDR length matches the network around its address",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 a:mail.example.net/24 -all"),
+				dnstest.TXT("example.com.", "v=spf1 a:mail.example.net/24 -all"),
 				`mail.example.net. 300 IN A 198.51.100.1`,
 			},
 			ip:       "198.51.100.200",
@@ -193,7 +181,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "a with an IPv6 CIDR length matches an IPv6 client in the network",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 a/32//64 -all"),
+				dnstest.TXT("example.com.", "v=spf1 a/32//64 -all"),
 				`example.com. 300 IN AAAA 2001:db8:5::1`,
 			},
 			ip:       "2001:db8:5::99",
@@ -203,7 +191,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "a with an IPv6 CIDR length does not stretch the IPv4 match",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 a//64 -all"),
+				dnstest.TXT("example.com.", "v=spf1 a//64 -all"),
 				`example.com. 300 IN A 192.0.2.10`,
 			},
 			ip:       "192.0.2.11",
@@ -213,7 +201,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "mx passes a client that is one of the exchangers",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 mx -all"),
+				dnstest.TXT("example.com.", "v=spf1 mx -all"),
 				`example.com. 300 IN MX 10 mx1.example.com.`,
 				`example.com. 300 IN MX 20 mx2.example.net.`,
 				`mx1.example.com. 300 IN A 192.0.2.25`,
@@ -227,7 +215,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "mx with a domain and a CIDR length",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 mx:example.net/28 -all"),
+				dnstest.TXT("example.com.", "v=spf1 mx:example.net/28 -all"),
 				`example.net. 300 IN MX 10 mx.example.net.`,
 				`mx.example.net. 300 IN A 198.51.100.17`,
 			},
@@ -238,7 +226,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "mx skips an exchanger whose name does not exist",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 mx -all"),
+				dnstest.TXT("example.com.", "v=spf1 mx -all"),
 				`example.com. 300 IN MX 10 gone.example.com.`,
 				`example.com. 300 IN MX 20 mx.example.com.`,
 				`mx.example.com. 300 IN A 192.0.2.25`,
@@ -249,7 +237,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "mx with exactly 10 MX records is evaluated",
-			zone: append([]string{spfRR("example.com.", "v=spf1 mx -all")},
+			zone: append([]string{dnstest.TXT("example.com.", "v=spf1 mx -all")},
 				append(records("example.com. 300 IN MX %[1]d mx%[1]d.example.com.", 10),
 					records("mx%[1]d.example.com. 300 IN A 192.0.2.%[1]d", 10)...)...),
 			ip:       "192.0.2.10",
@@ -258,7 +246,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "mx with 11 MX records is a permerror",
-			zone: append([]string{spfRR("example.com.", "v=spf1 mx -all")},
+			zone: append([]string{dnstest.TXT("example.com.", "v=spf1 mx -all")},
 				append(records("example.com. 300 IN MX %[1]d mx%[1]d.example.com.", 11),
 					records("mx%[1]d.example.com. 300 IN A 192.0.2.%[1]d", 11)...)...),
 			ip:       "192.0.2.1",
@@ -272,7 +260,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "ptr passes a client whose validated name is in the domain",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 ptr -all"),
+				dnstest.TXT("example.com.", "v=spf1 ptr -all"),
 				`10.2.0.192.in-addr.arpa. 300 IN PTR mail.example.com.`,
 				`mail.example.com. 300 IN A 192.0.2.10`,
 			},
@@ -284,7 +272,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "ptr fails a client whose name does not resolve back to it",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 ptr -all"),
+				dnstest.TXT("example.com.", "v=spf1 ptr -all"),
 				`10.2.0.192.in-addr.arpa. 300 IN PTR forged.example.com.`,
 				`forged.example.com. 300 IN A 192.0.2.99`,
 			},
@@ -295,7 +283,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "ptr with a domain matches names below it, on a label boundary",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 ptr:example.net -all"),
+				dnstest.TXT("example.com.", "v=spf1 ptr:example.net -all"),
 				`10.2.0.192.in-addr.arpa. 300 IN PTR out.notexample.net.`,
 				`10.2.0.192.in-addr.arpa. 300 IN PTR out.relay.example.net.`,
 				`out.notexample.net. 300 IN A 192.0.2.10`,
@@ -308,7 +296,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "ptr works for an IPv6 client",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 ptr -all"),
+				dnstest.TXT("example.com.", "v=spf1 ptr -all"),
 				reverse("2001:db8::25") + ` 300 IN PTR mail.example.com.`,
 				`mail.example.com. 300 IN AAAA 2001:db8::25`,
 			},
@@ -318,7 +306,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "ptr whose reverse lookup fails does not match rather than give temperror",
-			zone: []string{spfRR("example.com.", "v=spf1 ptr ?all")},
+			zone: []string{dnstest.TXT("example.com.", "v=spf1 ptr ?all")},
 			setup: func(s *dnstest.Server) {
 				s.Fail("10.2.0.192.in-addr.arpa.", dns.RcodeServerFailure)
 			},
@@ -331,7 +319,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "exists with %{i} looks up the client's IPv4 address",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 exists:%{i}.ip.example.com -all"),
+				dnstest.TXT("example.com.", "v=spf1 exists:%{i}.ip.example.com -all"),
 				`192.0.2.10.ip.example.com. 300 IN A 127.0.0.2`,
 			},
 			ip:       "192.0.2.10",
@@ -342,7 +330,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "exists with %{ir} and %{v} builds the reverse name",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 exists:%{ir}.%{v}._spf.example.com -all"),
+				dnstest.TXT("example.com.", "v=spf1 exists:%{ir}.%{v}._spf.example.com -all"),
 				`10.2.0.192.in-addr._spf.example.com. 300 IN A 127.0.0.2`,
 			},
 			ip:       "192.0.2.10",
@@ -352,7 +340,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "exists with %{i} writes an IPv6 client in dotted nibbles",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 exists:%{i}.ip.example.com -all"),
+				dnstest.TXT("example.com.", "v=spf1 exists:%{i}.ip.example.com -all"),
 				nibbles("2001:db8::25") + `.ip.example.com. 300 IN A 127.0.0.2`,
 			},
 			ip:       "2001:db8::25",
@@ -362,7 +350,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "exists asks for A records even for an IPv6 client",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 exists:only-aaaa.example.com -all"),
+				dnstest.TXT("example.com.", "v=spf1 exists:only-aaaa.example.com -all"),
 				`only-aaaa.example.com. 300 IN AAAA 2001:db8::1`,
 			},
 			ip:       "2001:db8::25",
@@ -372,7 +360,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "exists with %{s} uses the whole sender",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 exists:%{s}.s.example.com -all"),
+				dnstest.TXT("example.com.", "v=spf1 exists:%{s}.s.example.com -all"),
 				`alice\@example.com.s.example.com. 300 IN A 127.0.0.2`,
 			},
 			ip:       "192.0.2.10",
@@ -382,7 +370,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "exists with %{l} uses the local-part",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 exists:%{l}.l.example.com -all"),
+				dnstest.TXT("example.com.", "v=spf1 exists:%{l}.l.example.com -all"),
 				`alice.l.example.com. 300 IN A 127.0.0.2`,
 			},
 			ip:       "192.0.2.10",
@@ -392,7 +380,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "exists with %{l1r-} splits on hyphens, reverses and keeps one part",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 exists:%{l1r-}.lr.example.com -all"),
+				dnstest.TXT("example.com.", "v=spf1 exists:%{l1r-}.lr.example.com -all"),
 				`strong.lr.example.com. 300 IN A 127.0.0.2`,
 			},
 			ip:       "192.0.2.10",
@@ -402,8 +390,8 @@ func TestCheck(t *testing.T) {
 		{
 			name: "exists with %{d} in an included record is the included domain and %{o} the sender's",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 include:inc.example.net -all"),
-				spfRR("inc.example.net.", "v=spf1 exists:%{d}.%{o}.do.example.org -all"),
+				dnstest.TXT("example.com.", "v=spf1 include:inc.example.net -all"),
+				dnstest.TXT("inc.example.net.", "v=spf1 exists:%{d}.%{o}.do.example.org -all"),
 				`inc.example.net.example.com.do.example.org. 300 IN A 127.0.0.2`,
 			},
 			ip:       "192.0.2.10",
@@ -413,7 +401,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "exists with %{d2} keeps the two rightmost labels",
 			zone: []string{
-				spfRR("mail.sub.example.com.", "v=spf1 exists:%{d2}.d2.example.org -all"),
+				dnstest.TXT("mail.sub.example.com.", "v=spf1 exists:%{d2}.d2.example.org -all"),
 				`example.com.d2.example.org. 300 IN A 127.0.0.2`,
 			},
 			ip:       "192.0.2.10",
@@ -424,7 +412,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "exists with %{h} uses the HELO name",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 exists:%{h}.h.example.com -all"),
+				dnstest.TXT("example.com.", "v=spf1 exists:%{h}.h.example.com -all"),
 				`out.client.example.net.h.example.com. 300 IN A 127.0.0.2`,
 			},
 			ip:       "192.0.2.10",
@@ -435,7 +423,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "an expanded name over 253 octets loses labels on its left",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 exists:%{l}.%{l}.%{l}.%{l}.%{l}.t.example.com -all"),
+				dnstest.TXT("example.com.", "v=spf1 exists:%{l}.%{l}.%{l}.%{l}.%{l}.t.example.com -all"),
 				`a123456789a123456789a123456789a123456789a123456789a123456789.a123456789a123456789a123456789a123456789a123456789a123456789.a123456789a123456789a123456789a123456789a123456789a123456789.t.example.com. 300 IN A 127.0.0.2`,
 			},
 			ip:       "192.0.2.10",
@@ -446,14 +434,14 @@ func TestCheck(t *testing.T) {
 		// all and the default.
 		{
 			name:     "-all fails",
-			zone:     []string{spfRR("example.com.", "v=spf1 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 -all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthFail,
 		},
 		{
 			name:     "~all soft-fails",
-			zone:     []string{spfRR("example.com.", "v=spf1 ~all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ~all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthSoftFail,
@@ -461,7 +449,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "?all is neutral",
-			zone:     []string{spfRR("example.com.", "v=spf1 ?all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ?all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthNeutral,
@@ -469,21 +457,21 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "+all passes",
-			zone:     []string{spfRR("example.com.", "v=spf1 +all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 +all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPass,
 		},
 		{
 			name:     "all without a qualifier passes",
-			zone:     []string{spfRR("example.com.", "v=spf1 all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPass,
 		},
 		{
 			name:     "a record where nothing matches is neutral",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:198.51.100.1")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:198.51.100.1")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthNeutral,
@@ -491,7 +479,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "an empty record is neutral",
-			zone:     []string{spfRR("example.com.", "v=spf1")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthNeutral,
@@ -522,7 +510,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "v=spf10 is not an SPF record",
-			zone:     []string{spfRR("example.com.", "v=spf10 +all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf10 +all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthNone,
@@ -531,7 +519,7 @@ func TestCheck(t *testing.T) {
 			name: "the SPF record is found among other TXT records",
 			zone: []string{
 				`example.com. 300 IN TXT "v=DMARC1; p=none"`,
-				spfRR("example.com.", "v=spf1 ip4:192.0.2.1 -all"),
+				dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.1 -all"),
 				`example.com. 300 IN TXT "v=spf2.0/pra +all"`,
 			},
 			ip:       "192.0.2.1",
@@ -541,8 +529,8 @@ func TestCheck(t *testing.T) {
 		{
 			name: "two SPF records are a permerror",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 ip4:192.0.2.1 -all"),
-				spfRR("example.com.", "v=spf1 -all"),
+				dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.1 -all"),
+				dnstest.TXT("example.com.", "v=spf1 -all"),
 			},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
@@ -561,7 +549,7 @@ func TestCheck(t *testing.T) {
 		// Syntax errors.
 		{
 			name:     "an unknown mechanism is a permerror",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.1 foo -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.1 foo -all")},
 			ip:       "198.51.100.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPermError,
@@ -569,63 +557,63 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "a syntax error after the matching mechanism is still a permerror",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.1 foo -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.1 foo -all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPermError,
 		},
 		{
 			name:     "an IPv6 address in ip4 is a permerror",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.1 ip4:2001:db8::1 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.1 ip4:2001:db8::1 -all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPermError,
 		},
 		{
 			name:     "a CIDR length out of range is a permerror",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.0/33 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.0/33 -all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPermError,
 		},
 		{
 			name:     "an unknown macro letter is a permerror",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.1 exists:%{z}.example.com -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.1 exists:%{z}.example.com -all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPermError,
 		},
 		{
 			name:     "a domain ending in a numeric label is a permerror",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.1 a:192.0.2.2 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.1 a:192.0.2.2 -all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPermError,
 		},
 		{
 			name:     "two redirect modifiers are a permerror",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.1 redirect=a.example.net redirect=b.example.net")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.1 redirect=a.example.net redirect=b.example.net")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPermError,
 		},
 		{
 			name:     "two exp modifiers are a permerror",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.1 -all exp=a.example.net exp=b.example.net")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.1 -all exp=a.example.net exp=b.example.net")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPermError,
 		},
 		{
 			name:     "a qualifier on a modifier is a permerror",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.1 -redirect=example.net")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.1 -redirect=example.net")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPermError,
 		},
 		{
 			name:     "an unknown modifier is ignored",
-			zone:     []string{spfRR("example.com.", "v=spf1 moo.cow-far_out=man:dog/cat ip4:192.0.2.1 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 moo.cow-far_out=man:dog/cat ip4:192.0.2.1 -all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPass,
@@ -633,8 +621,8 @@ func TestCheck(t *testing.T) {
 		{
 			name: "a syntax error in an included record is a permerror",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 include:inc.example.net ip4:192.0.2.1 -all"),
-				spfRR("inc.example.net.", "v=spf1 ip4:192.0.2.1 ip4:300.0.0.1 -all"),
+				dnstest.TXT("example.com.", "v=spf1 include:inc.example.net ip4:192.0.2.1 -all"),
+				dnstest.TXT("inc.example.net.", "v=spf1 ip4:192.0.2.1 ip4:300.0.0.1 -all"),
 			},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
@@ -646,8 +634,8 @@ func TestCheck(t *testing.T) {
 		{
 			name: "include passes when the included record passes",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 include:_spf.example.net -all"),
-				spfRR("_spf.example.net.", "v=spf1 ip4:198.51.100.0/24 -all"),
+				dnstest.TXT("example.com.", "v=spf1 include:_spf.example.net -all"),
+				dnstest.TXT("_spf.example.net.", "v=spf1 ip4:198.51.100.0/24 -all"),
 			},
 			ip:       "198.51.100.9",
 			mailFrom: "alice@example.com",
@@ -656,8 +644,8 @@ func TestCheck(t *testing.T) {
 		{
 			name: "include that fails does not match and evaluation goes on",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 include:_spf.example.net ?all"),
-				spfRR("_spf.example.net.", "v=spf1 ip4:198.51.100.0/24 -all"),
+				dnstest.TXT("example.com.", "v=spf1 include:_spf.example.net ?all"),
+				dnstest.TXT("_spf.example.net.", "v=spf1 ip4:198.51.100.0/24 -all"),
 			},
 			ip:       "192.0.2.9",
 			mailFrom: "alice@example.com",
@@ -666,8 +654,8 @@ func TestCheck(t *testing.T) {
 		{
 			name: "include's qualifier applies to an included pass",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 -include:_spf.example.net +all"),
-				spfRR("_spf.example.net.", "v=spf1 ip4:198.51.100.0/24 -all"),
+				dnstest.TXT("example.com.", "v=spf1 -include:_spf.example.net +all"),
+				dnstest.TXT("_spf.example.net.", "v=spf1 ip4:198.51.100.0/24 -all"),
 			},
 			ip:       "198.51.100.9",
 			mailFrom: "alice@example.com",
@@ -676,7 +664,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "include of a domain without an SPF record is a permerror",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 include:_spf.example.net -all"),
+				dnstest.TXT("example.com.", "v=spf1 include:_spf.example.net -all"),
 				`_spf.example.net. 300 IN TXT "something else"`,
 			},
 			ip:       "192.0.2.9",
@@ -686,7 +674,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "include of a domain that does not exist is a permerror",
-			zone:     []string{spfRR("example.com.", "v=spf1 include:gone.example.net -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 include:gone.example.net -all")},
 			ip:       "192.0.2.9",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPermError,
@@ -694,8 +682,8 @@ func TestCheck(t *testing.T) {
 		{
 			name: "redirect hands over to the target's record",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 redirect=_spf.example.net"),
-				spfRR("_spf.example.net.", "v=spf1 ip4:198.51.100.0/24 ~all"),
+				dnstest.TXT("example.com.", "v=spf1 redirect=_spf.example.net"),
+				dnstest.TXT("_spf.example.net.", "v=spf1 ip4:198.51.100.0/24 ~all"),
 			},
 			ip:       "192.0.2.9",
 			mailFrom: "alice@example.com",
@@ -704,8 +692,8 @@ func TestCheck(t *testing.T) {
 		{
 			name: "redirect is used only when no mechanism matched",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 redirect=_spf.example.net ip4:192.0.2.9"),
-				spfRR("_spf.example.net.", "v=spf1 -all"),
+				dnstest.TXT("example.com.", "v=spf1 redirect=_spf.example.net ip4:192.0.2.9"),
+				dnstest.TXT("_spf.example.net.", "v=spf1 -all"),
 			},
 			ip:       "192.0.2.9",
 			mailFrom: "alice@example.com",
@@ -714,8 +702,8 @@ func TestCheck(t *testing.T) {
 		{
 			name: "redirect is ignored when the record has all",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 ?all redirect=_spf.example.net"),
-				spfRR("_spf.example.net.", "v=spf1 -all"),
+				dnstest.TXT("example.com.", "v=spf1 ?all redirect=_spf.example.net"),
+				dnstest.TXT("_spf.example.net.", "v=spf1 -all"),
 			},
 			ip:       "192.0.2.9",
 			mailFrom: "alice@example.com",
@@ -724,7 +712,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "redirect to a domain without an SPF record is a permerror",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 redirect=_spf.example.net"),
+				dnstest.TXT("example.com.", "v=spf1 redirect=_spf.example.net"),
 				`_spf.example.net. 300 IN A 192.0.2.1`,
 			},
 			ip:       "192.0.2.9",
@@ -734,8 +722,8 @@ func TestCheck(t *testing.T) {
 		{
 			name: "after a redirect %{d} is the target domain",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 redirect=_spf.example.net"),
-				spfRR("_spf.example.net.", "v=spf1 exists:%{d}.d.example.org -all"),
+				dnstest.TXT("example.com.", "v=spf1 redirect=_spf.example.net"),
+				dnstest.TXT("_spf.example.net.", "v=spf1 exists:%{d}.d.example.org -all"),
 				`_spf.example.net.d.example.org. 300 IN A 127.0.0.2`,
 			},
 			ip:       "192.0.2.9",
@@ -746,7 +734,7 @@ func TestCheck(t *testing.T) {
 		// The DNS lookup limit (RFC 7208 §4.6.4).
 		{
 			name: "exactly 10 includes are within the lookup limit",
-			zone: append([]string{spfRR("example.com.", "v=spf1"+terms("include:i%d.example.net", 10)+" -all")},
+			zone: append([]string{dnstest.TXT("example.com.", "v=spf1"+terms("include:i%d.example.net", 10)+" -all")},
 				records(`i%[1]d.example.net. 300 IN TXT "v=spf1 ip4:198.51.100.%[1]d -all"`, 10)...),
 			ip:       "198.51.100.10",
 			mailFrom: "alice@example.com",
@@ -754,7 +742,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "11 includes exceed the lookup limit",
-			zone: append([]string{spfRR("example.com.", "v=spf1"+terms("include:i%d.example.net", 11)+" -all")},
+			zone: append([]string{dnstest.TXT("example.com.", "v=spf1"+terms("include:i%d.example.net", 11)+" -all")},
 				records(`i%[1]d.example.net. 300 IN TXT "v=spf1 ip4:198.51.100.%[1]d -all"`, 11)...),
 			ip:       "198.51.100.11",
 			mailFrom: "alice@example.com",
@@ -764,7 +752,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "a match before the 11th lookup passes",
-			zone: append([]string{spfRR("example.com.", "v=spf1"+terms("include:i%d.example.net", 11)+" -all")},
+			zone: append([]string{dnstest.TXT("example.com.", "v=spf1"+terms("include:i%d.example.net", 11)+" -all")},
 				records(`i%[1]d.example.net. 300 IN TXT "v=spf1 ip4:198.51.100.%[1]d -all"`, 11)...),
 			ip:       "198.51.100.3",
 			mailFrom: "alice@example.com",
@@ -772,7 +760,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "lookups in included records count: a chain of 10 includes is within the limit",
-			zone: append([]string{spfRR("example.com.", "v=spf1 include:n1.example.net -all")},
+			zone: append([]string{dnstest.TXT("example.com.", "v=spf1 include:n1.example.net -all")},
 				chain("n", "include:", 10, "v=spf1 ip4:198.51.100.1 -all")...),
 			ip:       "198.51.100.1",
 			mailFrom: "alice@example.com",
@@ -780,7 +768,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "lookups in included records count: a chain of 11 includes exceeds the limit",
-			zone: append([]string{spfRR("example.com.", "v=spf1 include:n1.example.net -all")},
+			zone: append([]string{dnstest.TXT("example.com.", "v=spf1 include:n1.example.net -all")},
 				chain("n", "include:", 11, "v=spf1 ip4:198.51.100.1 -all")...),
 			ip:       "198.51.100.1",
 			mailFrom: "alice@example.com",
@@ -789,7 +777,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "a chain of 10 redirects is within the limit",
-			zone: append([]string{spfRR("example.com.", "v=spf1 redirect=r1.example.net")},
+			zone: append([]string{dnstest.TXT("example.com.", "v=spf1 redirect=r1.example.net")},
 				chain("r", "redirect=", 10, "v=spf1 ip4:198.51.100.1 -all")...),
 			ip:       "198.51.100.1",
 			mailFrom: "alice@example.com",
@@ -797,7 +785,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "a chain of 11 redirects exceeds the limit",
-			zone: append([]string{spfRR("example.com.", "v=spf1 redirect=r1.example.net")},
+			zone: append([]string{dnstest.TXT("example.com.", "v=spf1 redirect=r1.example.net")},
 				chain("r", "redirect=", 11, "v=spf1 ip4:198.51.100.1 -all")...),
 			ip:       "198.51.100.1",
 			mailFrom: "alice@example.com",
@@ -807,7 +795,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "a, mx, ptr and exists count against the limit too",
 			zone: append([]string{
-				spfRR("example.com.", "v=spf1 a mx ptr exists:nx.example.com"+terms("a:h%d.example.com", 7)+" ip4:192.0.2.200 -all"),
+				dnstest.TXT("example.com.", "v=spf1 a mx ptr exists:nx.example.com"+terms("a:h%d.example.com", 7)+" ip4:192.0.2.200 -all"),
 				`example.com. 300 IN A 192.0.2.1`,
 				`example.com. 300 IN MX 10 example.com.`,
 				`200.2.0.192.in-addr.arpa. 300 IN PTR x.example.org.`,
@@ -819,7 +807,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "ip4, ip6 and all do not count against the limit",
-			zone:     []string{spfRR("example.com.", "v=spf1"+terms("ip4:198.51.100.%d", 12)+terms("ip6:2001:db8::%d", 12)+" ip4:192.0.2.1 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1"+terms("ip4:198.51.100.%d", 12)+terms("ip6:2001:db8::%d", 12)+" ip4:192.0.2.1 -all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPass,
@@ -828,14 +816,14 @@ func TestCheck(t *testing.T) {
 		// The void lookup limit (RFC 7208 §4.6.4).
 		{
 			name:     "two void lookups are allowed",
-			zone:     []string{spfRR("example.com.", "v=spf1 a:nx1.example.com a:nx2.example.com ip4:192.0.2.1 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 a:nx1.example.com a:nx2.example.com ip4:192.0.2.1 -all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPass,
 		},
 		{
 			name:     "three void lookups are a permerror",
-			zone:     []string{spfRR("example.com.", "v=spf1 a:nx1.example.com a:nx2.example.com a:nx3.example.com ip4:192.0.2.1 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 a:nx1.example.com a:nx2.example.com a:nx3.example.com ip4:192.0.2.1 -all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
 			want:     dmarc.AuthPermError,
@@ -845,7 +833,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "names without records count as void lookups like names that do not exist",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 mx:empty.example.com exists:nx.example.com a:only-txt.example.com ip4:192.0.2.1 -all"),
+				dnstest.TXT("example.com.", "v=spf1 mx:empty.example.com exists:nx.example.com a:only-txt.example.com ip4:192.0.2.1 -all"),
 				`empty.example.com. 300 IN A 192.0.2.50`,
 				`only-txt.example.com. 300 IN TXT "hello"`,
 			},
@@ -857,7 +845,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "for an IPv4 client a name with only AAAA records is a void lookup",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 a:v6.example.com a:nx1.example.com a:nx2.example.com ip4:192.0.2.1 -all"),
+				dnstest.TXT("example.com.", "v=spf1 a:v6.example.com a:nx1.example.com a:nx2.example.com ip4:192.0.2.1 -all"),
 				`v6.example.com. 300 IN AAAA 2001:db8::1`,
 			},
 			ip:       "192.0.2.1",
@@ -884,7 +872,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "a timeout on the SPF record is a temperror",
-			zone:     []string{spfRR("example.com.", "v=spf1 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 -all")},
 			setup:    func(s *dnstest.Server) { s.Drop("example.com.") },
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
@@ -892,7 +880,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "SERVFAIL on an included record is a temperror",
-			zone:     []string{spfRR("example.com.", "v=spf1 include:_spf.example.net -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 include:_spf.example.net -all")},
 			setup:    func(s *dnstest.Server) { s.Fail("_spf.example.net.", dns.RcodeServerFailure) },
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
@@ -900,7 +888,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "SERVFAIL on the target of a is a temperror",
-			zone:     []string{spfRR("example.com.", "v=spf1 a:broken.example.net -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 a:broken.example.net -all")},
 			setup:    func(s *dnstest.Server) { s.Fail("broken.example.net.", dns.RcodeServerFailure) },
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
@@ -909,7 +897,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "a timeout on the address of an exchanger is a temperror",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 mx -all"),
+				dnstest.TXT("example.com.", "v=spf1 mx -all"),
 				`example.com. 300 IN MX 10 mx.example.net.`,
 			},
 			setup:    func(s *dnstest.Server) { s.Drop("mx.example.net.") },
@@ -919,7 +907,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "SERVFAIL on the name of exists is a temperror",
-			zone:     []string{spfRR("example.com.", "v=spf1 exists:%{i}.bl.example.net -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 exists:%{i}.bl.example.net -all")},
 			setup:    func(s *dnstest.Server) { s.Fail("192.0.2.1.bl.example.net.", dns.RcodeServerFailure) },
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
@@ -927,7 +915,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "a failing lookup after a match does not matter",
-			zone: []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.1 a:broken.example.net -all")},
+			zone: []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.1 a:broken.example.net -all")},
 			setup: func(s *dnstest.Server) {
 				s.Fail("broken.example.net.", dns.RcodeServerFailure)
 			},
@@ -939,7 +927,7 @@ func TestCheck(t *testing.T) {
 		// The identity.
 		{
 			name:     "a null MAIL FROM checks postmaster at the HELO name, in the helo scope",
-			zone:     []string{spfRR("mail.example.org.", "v=spf1 exists:%{l}.%{o}.pm.example.com -all"), `postmaster.mail.example.org.pm.example.com. 300 IN A 127.0.0.2`},
+			zone:     []string{dnstest.TXT("mail.example.org.", "v=spf1 exists:%{l}.%{o}.pm.example.com -all"), `postmaster.mail.example.org.pm.example.com. 300 IN A 127.0.0.2`},
 			ip:       "192.0.2.1",
 			mailFrom: "",
 			want:     dmarc.AuthPass,
@@ -949,7 +937,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "<> is a null MAIL FROM",
-			zone:     []string{spfRR("mail.example.org.", "v=spf1 ip4:192.0.2.1 -all")},
+			zone:     []string{dnstest.TXT("mail.example.org.", "v=spf1 ip4:192.0.2.1 -all")},
 			ip:       "192.0.2.1",
 			mailFrom: "<>",
 			want:     dmarc.AuthPass,
@@ -976,7 +964,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:   "a null MAIL FROM with a single-label HELO is none",
-			zone:   []string{spfRR("localhost.", "v=spf1 +all")},
+			zone:   []string{dnstest.TXT("localhost.", "v=spf1 +all")},
 			ip:     "192.0.2.1",
 			helo:   "localhost",
 			want:   dmarc.AuthNone,
@@ -1013,21 +1001,21 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name:     "a MAIL FROM with an empty local-part uses postmaster",
-			zone:     []string{spfRR("example.com.", "v=spf1 exists:%{l}.pm.example.com -all"), `postmaster.pm.example.com. 300 IN A 127.0.0.2`},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 exists:%{l}.pm.example.com -all"), `postmaster.pm.example.com. 300 IN A 127.0.0.2`},
 			ip:       "192.0.2.1",
 			mailFrom: "@example.com",
 			want:     dmarc.AuthPass,
 		},
 		{
 			name:     "the MAIL FROM may come in angle brackets",
-			zone:     []string{spfRR("example.com.", "v=spf1 ip4:192.0.2.1 -all")},
+			zone:     []string{dnstest.TXT("example.com.", "v=spf1 ip4:192.0.2.1 -all")},
 			ip:       "192.0.2.1",
 			mailFrom: "<alice@example.com>",
 			want:     dmarc.AuthPass,
 		},
 		{
 			name:     "an IDN MAIL FROM domain is checked as A-labels",
-			zone:     []string{spfRR("xn--bcher-kva.example.", "v=spf1 ip4:192.0.2.1 -all")},
+			zone:     []string{dnstest.TXT("xn--bcher-kva.example.", "v=spf1 ip4:192.0.2.1 -all")},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@bücher.example",
 			want:     dmarc.AuthPass,
@@ -1038,8 +1026,8 @@ func TestCheck(t *testing.T) {
 		{
 			name: "mechanisms and their domains are read case-insensitively",
 			zone: []string{
-				spfRR("example.com.", "V=SPF1 IP4:198.51.100.0/24 Include:_Spf.Example.Net -ALL"),
-				spfRR("_spf.example.net.", "v=spf1 MX:Example.Org/24 A:Mail.Example.Com//64 -all"),
+				dnstest.TXT("example.com.", "V=SPF1 IP4:198.51.100.0/24 Include:_Spf.Example.Net -ALL"),
+				dnstest.TXT("_spf.example.net.", "v=spf1 MX:Example.Org/24 A:Mail.Example.Com//64 -all"),
 				`mail.example.com. 300 IN A 192.0.2.1`,
 			},
 			ip:       "192.0.2.1",
@@ -1050,8 +1038,8 @@ func TestCheck(t *testing.T) {
 		{
 			name: "modifiers are read case-insensitively",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 Redirect=_SPF.example.net"),
-				spfRR("_spf.example.net.", "v=spf1 Exists:%{D}.D.example.net ~All"),
+				dnstest.TXT("example.com.", "v=spf1 Redirect=_SPF.example.net"),
+				dnstest.TXT("_spf.example.net.", "v=spf1 Exists:%{D}.D.example.net ~All"),
 			},
 			ip:       "192.0.2.1",
 			mailFrom: "alice@example.com",
@@ -1061,7 +1049,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "the MAIL FROM domain is matched case-insensitively and reported in lower case",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 A -all"),
+				dnstest.TXT("example.com.", "v=spf1 A -all"),
 				`example.com. 300 IN A 192.0.2.1`,
 			},
 			ip:       "192.0.2.1",
@@ -1072,7 +1060,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "macros are expanded case-insensitively, upper case URL-escaping",
 			zone: []string{
-				spfRR("example.com.", "v=spf1 exists:%{L}.%{D}.u.example.org -all"),
+				dnstest.TXT("example.com.", "v=spf1 exists:%{L}.%{D}.u.example.org -all"),
 				`alice.example.com.u.example.org. 300 IN A 127.0.0.2`,
 			},
 			ip:       "192.0.2.1",
@@ -1141,7 +1129,7 @@ func nibbles(addr string) string {
 
 func TestCheckIPv4ClientAsksOnlyForA(t *testing.T) {
 	c, s := newChecker(t,
-		spfRR("example.com.", "v=spf1 a mx -all"),
+		dnstest.TXT("example.com.", "v=spf1 a mx -all"),
 		`example.com. 300 IN A 192.0.2.1`,
 		`example.com. 300 IN MX 10 mx.example.com.`,
 		`mx.example.com. 300 IN A 192.0.2.25`,
@@ -1159,7 +1147,7 @@ func TestCheckIPv4ClientAsksOnlyForA(t *testing.T) {
 
 func TestCheckIPv6ClientAsksForBoth(t *testing.T) {
 	c, s := newChecker(t,
-		spfRR("example.com.", "v=spf1 a -all"),
+		dnstest.TXT("example.com.", "v=spf1 a -all"),
 		`example.com. 300 IN A 192.0.2.1`,
 		`example.com. 300 IN AAAA 2001:db8::1`,
 	)
@@ -1183,7 +1171,7 @@ func TestCheckRespectsTheDeadline(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, s := newChecker(t, spfRR("example.com.", "v=spf1 a:slow.example.net -all"))
+			c, s := newChecker(t, dnstest.TXT("example.com.", "v=spf1 a:slow.example.net -all"))
 			c.Resolver, _ = dnscache.New(dnscache.Config{Nameservers: []string{s.Addr()}, Timeout: 5 * time.Second, Attempts: 1})
 			c.Timeout = tc.timeout
 			s.Delay("slow.example.net.", 3*time.Second)
@@ -1208,7 +1196,7 @@ func TestCheckRespectsTheDeadline(t *testing.T) {
 func TestCheckAfterTheDeadlineIsTempError(t *testing.T) {
 	// A ptr lookup that times out only fails to match (RFC 7208 §5.5); the
 	// time limit being over still makes the result temperror (§4.6.4).
-	c, s := newChecker(t, spfRR("example.com.", "v=spf1 ptr -all"))
+	c, s := newChecker(t, dnstest.TXT("example.com.", "v=spf1 ptr -all"))
 	s.Delay("1.2.0.192.in-addr.arpa.", 3*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -1219,7 +1207,7 @@ func TestCheckAfterTheDeadlineIsTempError(t *testing.T) {
 }
 
 func TestCheckWithoutClientAddressIsNone(t *testing.T) {
-	c, _ := newChecker(t, spfRR("example.com.", "v=spf1 +all"))
+	c, _ := newChecker(t, dnstest.TXT("example.com.", "v=spf1 +all"))
 	got, why := c.Check(context.Background(), netip.Addr{}, "mail.example.org", "alice@example.com")
 	if want := (dmarc.SPF{Domain: "example.com", Result: dmarc.AuthNone}); got != want {
 		t.Errorf("got %+v, want %+v", got, want)
@@ -1231,8 +1219,8 @@ func TestCheckWithoutClientAddressIsNone(t *testing.T) {
 
 func TestCheckUsesTheCache(t *testing.T) {
 	c, s := newChecker(t,
-		spfRR("example.com.", "v=spf1 include:_spf.example.net -all"),
-		spfRR("_spf.example.net.", "v=spf1 ip4:192.0.2.0/24 -all"),
+		dnstest.TXT("example.com.", "v=spf1 include:_spf.example.net -all"),
+		dnstest.TXT("_spf.example.net.", "v=spf1 ip4:192.0.2.0/24 -all"),
 	)
 	for range 3 {
 		got, _ := c.Check(context.Background(), netip.MustParseAddr("192.0.2.1"), "mail.example.org", "alice@example.com")
@@ -1247,11 +1235,11 @@ func TestCheckUsesTheCache(t *testing.T) {
 
 func TestCheckIsSafeForConcurrentUse(t *testing.T) {
 	c, _ := newChecker(t,
-		spfRR("example.com.", "v=spf1 a mx include:_spf.example.net -all"),
+		dnstest.TXT("example.com.", "v=spf1 a mx include:_spf.example.net -all"),
 		`example.com. 300 IN A 192.0.2.1`,
 		`example.com. 300 IN MX 10 mx.example.com.`,
 		`mx.example.com. 300 IN A 192.0.2.25`,
-		spfRR("_spf.example.net.", "v=spf1 ip4:198.51.100.0/24 -all"),
+		dnstest.TXT("_spf.example.net.", "v=spf1 ip4:198.51.100.0/24 -all"),
 	)
 	ips := []string{"192.0.2.1", "192.0.2.25", "198.51.100.7", "203.0.113.1"}
 	want := []dmarc.AuthResult{dmarc.AuthPass, dmarc.AuthPass, dmarc.AuthPass, dmarc.AuthFail}
@@ -1275,10 +1263,10 @@ func TestCheckIsSafeForConcurrentUse(t *testing.T) {
 
 func BenchmarkCheckCachedPass(b *testing.B) {
 	c, _ := newChecker(b,
-		spfRR("example.com.", "v=spf1 mx include:_spf.example.net ~all"),
+		dnstest.TXT("example.com.", "v=spf1 mx include:_spf.example.net ~all"),
 		`example.com. 300 IN MX 10 mx.example.com.`,
 		`mx.example.com. 300 IN A 192.0.2.25`,
-		spfRR("_spf.example.net.", "v=spf1 ip4:198.51.100.0/24 ip6:2001:db8::/32 -all"),
+		dnstest.TXT("_spf.example.net.", "v=spf1 ip4:198.51.100.0/24 ip6:2001:db8::/32 -all"),
 	)
 	c.Trace = nil
 	// The milter gives a context with its DNS budget.

@@ -19,18 +19,6 @@ import (
 	"github.com/dmarcd/dmarcd/internal/dnstest"
 )
 
-// txtRR returns a TXT record in master-file syntax, its text split into
-// character-strings of at most 255 octets, as a long DKIM key must be.
-func txtRR(name, text string) string {
-	var parts []string
-	for len(text) > 255 {
-		parts = append(parts, `"`+text[:255]+`"`)
-		text = text[255:]
-	}
-	parts = append(parts, `"`+text+`"`)
-	return name + " 300 IN TXT " + strings.Join(parts, " ")
-}
-
 // keyServer publishes the public keys of signers in a dnstest server
 // and returns a LookupTXT for dkim.VerifyOptions that asks it through
 // dmarcd's DNS cache.
@@ -42,7 +30,7 @@ func keyServer(t *testing.T, signers ...Signer) func(string) ([]string, error) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		zone = append(zone, txtRR(s.Selector+"._domainkey."+s.Domain+".", rec))
+		zone = append(zone, dnstest.TXT(s.Selector+"._domainkey."+s.Domain+".", rec))
 	}
 	srv := dnstest.Start(t, zone...)
 	r, err := dnscache.New(dnscache.Config{Nameservers: []string{srv.Addr()}})
