@@ -54,7 +54,9 @@ func Start(t testing.TB) *Server {
 	s.srv.WriteTimeout = 30 * time.Second
 	s.srv.ErrorLog = log.New(io.Discard, "", 0)
 	go s.srv.Serve(ln)
-	t.Cleanup(func() { s.srv.Close() })
+	// ln.Close too: the test may end before Serve has registered ln with
+	// the server, and srv.Close alone would then leave it accepting.
+	t.Cleanup(func() { s.srv.Close(); ln.Close() })
 	return s
 }
 

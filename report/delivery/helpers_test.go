@@ -175,7 +175,11 @@ func startRelay(t testing.TB, opts relayOptions) *relay {
 		s.Serve(l)
 	}()
 	t.Cleanup(func() {
+		// Close the listener itself as well: a test that never connects
+		// can end before Serve has registered it with the server, and
+		// s.Close alone would then leave Serve accepting for ever.
 		s.Close()
+		l.Close()
 		<-done
 	})
 	return r
