@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dmarcd/dmarcd/internal/testenv"
 	"github.com/dmarcd/dmarcd/report/received"
 	"github.com/dmarcd/dmarcd/report/store"
 )
@@ -81,20 +82,6 @@ func TestImportCommandStoresEachReportOnce(t *testing.T) {
 	}
 }
 
-// referenceDir returns the shared reference folder ($DMARCD_REFERENCE_DIR,
-// or the one beside the repository), skipping the test without it.
-func referenceDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("DMARCD_REFERENCE_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "reference")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "reports")); err != nil {
-		t.Skipf("reference reports not found at %s (set DMARCD_REFERENCE_DIR); skipping the conformance test", dir)
-	}
-	return dir
-}
-
 // refWant is what importing one reference file must store: an aggregate
 // report of Domain with Records and Messages, a failure report of
 // Domain, or nothing with a rejection of class Reject.
@@ -157,7 +144,7 @@ var referenceDuplicates = map[string]bool{
 // each into a store of its own, and checks through the query API what
 // was stored; then all of them into one store.
 func TestImportCommandReferenceConformance(t *testing.T) {
-	ref := filepath.Join(referenceDir(t), "reports")
+	ref := filepath.Join(testenv.ReferenceDir(t, "reports"), "reports")
 	var files []string
 	seen := map[string]bool{}
 	for _, sub := range []string{"aggregate", "failure"} {

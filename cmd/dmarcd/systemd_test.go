@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dmarcd/dmarcd/internal/testenv"
 )
 
 // TestSystemdUnitVerifies runs systemd-analyze verify on configs/dmarcd.service
@@ -13,7 +15,7 @@ import (
 func TestSystemdUnitVerifies(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		if os.Getenv("DMARCD_CI") != "" {
+		if testenv.InCI() {
 			t.Fatal("systemd-analyze is missing in CI; .ci/run installs systemd")
 		}
 		t.Skip("systemd-analyze not installed")

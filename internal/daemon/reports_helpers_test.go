@@ -14,7 +14,6 @@ import (
 	"io"
 	"mime"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/dmarcd/dmarcd/internal/dnstest"
+	"github.com/dmarcd/dmarcd/internal/testenv"
 	"github.com/dmarcd/dmarcd/report/delivery"
 )
 
@@ -195,49 +195,17 @@ func readReportMail(t *testing.T, raw []byte) reportMail {
 	return m
 }
 
-// inCI reports whether DMARCD_CI asks tests that need a real component to
-// fail, not skip, when it is missing.
-func inCI() bool {
-	v := os.Getenv("DMARCD_CI")
-	return v != "" && v != "0" && !strings.EqualFold(v, "false")
-}
-
-// unavailable skips the test, or fails it under DMARCD_CI.
-func unavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if inCI() {
-		t.Fatalf("%s; DMARCD_CI is set, so this fails instead of skipping", msg)
-	}
-	t.Skipf("%s; skipping (under DMARCD_CI this fails)", msg)
-}
-
 // schemaCheck validates doc against a reference schema with xmllint and
 // returns its complaint, "" when valid. Where the reference folder is
 // absent, it says so and returns "" (the other checks still run).
 func schemaCheck(t *testing.T, schema string, doc []byte) string {
 	t.Helper()
-	dir := os.Getenv("DMARCD_REFERENCE_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "reference")
-	}
-	path := filepath.Join(dir, "schemas", schema)
+	path := filepath.Join(testenv.ReferenceRoot(), "schemas", schema)
 	if _, err := os.Stat(path); err != nil {
 		t.Logf("reference schema not found at %s (set DMARCD_REFERENCE_DIR); the schema check is skipped", path)
 		return ""
 	}
-	bin, err := exec.LookPath("xmllint")
-	if err != nil {
-		unavailable(t, "xmllint is not installed (apt-get install libxml2-utils)")
-	}
-	file := filepath.Join(t.TempDir(), "report.xml")
-	if err := os.WriteFile(file, doc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(bin, "--noout", "--schema", path, file).CombinedOutput(); err != nil {
-		return strings.TrimSpace(string(out))
-	}
-	return ""
+	return testenv.Xmllint(t, path, doc)
 }
 
 // milterMessage runs one message through the milter at addr with

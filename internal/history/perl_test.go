@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/dmarcd/dmarcd/internal/testenv"
 )
 
 // importScript finds OpenDMARC's opendmarc-import and checks that Perl has
@@ -21,7 +23,7 @@ import (
 func importScript(t *testing.T) string {
 	t.Helper()
 	skip := t.Skipf
-	if os.Getenv("DMARCD_CI") != "" {
+	if testenv.InCI() {
 		skip = t.Fatalf
 	}
 	script := os.Getenv("DMARCD_OPENDMARC_IMPORT")

@@ -61,6 +61,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dmarcd/dmarcd/internal/testenv"
 )
 
 // DefaultHostname is the myhostname of every instance unless
@@ -268,18 +270,7 @@ func lookPath(name string) (string, error) {
 // unavailable skips the test, or fails it when running in CI.
 func unavailable(t testing.TB, format string, args ...any) {
 	t.Helper()
-	msg := "postfixtest: " + fmt.Sprintf(format, args...)
-	if InCI() {
-		t.Fatalf("%s; DMARCD_CI is set, so this fails instead of skipping", msg)
-	}
-	t.Skipf("%s; skipping (set DMARCD_CI=1 to make this a failure)", msg)
-}
-
-// InCI reports whether the environment variable DMARCD_CI asks tests that
-// need a real component to fail, not skip, when it is missing.
-func InCI() bool {
-	v := os.Getenv("DMARCD_CI")
-	return v != "" && v != "0" && !strings.EqualFold(v, "false")
+	testenv.Unavailable(t, "postfixtest: "+format, args...)
 }
 
 // deliveryUser is the account virtual(8) delivers as: nobody, or postfix on

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dmarcd/dmarcd/internal/testenv"
 )
 
 // chromiumPath returns Debian's chromium (or another Chromium on PATH).
@@ -27,7 +29,7 @@ func chromiumPath(t *testing.T) string {
 			return p
 		}
 	}
-	if inCI() {
+	if testenv.InCI() {
 		t.Fatal("chromium is not installed (apt-get install chromium), and DMARCD_CI is set")
 	}
 	t.Skip("chromium is not installed (apt-get install chromium)")

@@ -181,10 +181,6 @@ func get(t testing.TB, h http.Handler, path string, header ...string) (*http.Res
 	return res, string(b)
 }
 
-// inCI reports whether the tests run in CI, where what a test needs must
-// be there.
-func inCI() bool { return os.Getenv("DMARCD_CI") != "" }
-
 // listen opens a TCP listener on a free loopback port.
 func listen(t testing.TB) net.Listener {
 	t.Helper()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmarcd/dmarcd/internal/testenv"
 	"github.com/dmarcd/dmarcd/report"
 )
 
@@ -615,10 +616,10 @@ func TestWriteStopsWhenTheWriterFails(t *testing.T) {
 // RFC 9990 sample and a real RFC 7489 report validate, and a compressed
 // IPv6 address fails RFC 7489's pattern (why IPv6 is written in full).
 func TestSchemasAreUsable(t *testing.T) {
-	dir := referenceDir(t)
+	dir := testenv.ReferenceDir(t, "schemas")
 	sample, err := os.ReadFile(filepath.Join(dir, "reports", "aggregate", "draft-ietf-dmarc-aggregate-reporting__dmarc-xml-0.2.xml"))
 	if err != nil {
-		unavailable(t, err.Error())
+		testenv.Unavailable(t, "%v", err)
 	}
 	if msg := xmllint(t, RFC9990, sample); msg != "" {
 		t.Errorf("the RFC 9990 sample does not validate: %s", msg)

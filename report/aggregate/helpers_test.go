@@ -4,45 +4,11 @@ import (
 	"bytes"
 	"encoding/xml"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/dmarcd/dmarcd/internal/testenv"
 )
-
-// inCI reports whether DMARCD_CI asks tests that need a real component to
-// fail, not skip, when it is missing (.ci/run sets it).
-func inCI() bool {
-	v := os.Getenv("DMARCD_CI")
-	return v != "" && v != "0" && !strings.EqualFold(v, "false")
-}
-
-// unavailable skips the test, or fails it under DMARCD_CI.
-func unavailable(t testing.TB, msg string) {
-	t.Helper()
-	if inCI() {
-		t.Fatalf("%s; DMARCD_CI is set, so this fails instead of skipping", msg)
-	}
-	t.Skipf("%s; skipping (under DMARCD_CI this fails)", msg)
-}
-
-// referenceDir returns the shared reference folder: $DMARCD_REFERENCE_DIR,
-// or ../../../shared/reference from this package (beside the repository),
-// and skips the test where it is absent.
-func referenceDir(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("DMARCD_REFERENCE_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "reference")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "schemas")); err != nil {
-		// The reference folder belongs beside the repository, not in it;
-		// where it is absent (CI included) the schema checks skip, as its
-		// README asks.
-		t.Skipf("reference material not found at %s (set DMARCD_REFERENCE_DIR); skipping the schema check", dir)
-	}
-	return dir
-}
 
 // schemaPath returns the XSD a format's reports must validate against.
 func schemaPath(t testing.TB, f Format) string {
@@ -51,9 +17,9 @@ func schemaPath(t testing.TB, f Format) string {
 	if f == RFC9990 {
 		name = "rfc9990-draft32-aggregate.xsd"
 	}
-	p := filepath.Join(referenceDir(t), "schemas", name)
+	p := filepath.Join(testenv.ReferenceDir(t, "schemas"), "schemas", name)
 	if _, err := os.Stat(p); err != nil {
-		unavailable(t, "schema missing: "+p)
+		testenv.Unavailable(t, "schema missing: %s", p)
 	}
 	return p
 }
@@ -62,24 +28,7 @@ func schemaPath(t testing.TB, f Format) string {
 // xmllint and returns its complaint, "" when the document is valid.
 func xmllint(t testing.TB, f Format, doc []byte) string {
 	t.Helper()
-	return xmllintSchema(t, schemaPath(t, f), doc)
-}
-
-func xmllintSchema(t testing.TB, schema string, doc []byte) string {
-	t.Helper()
-	bin, err := exec.LookPath("xmllint")
-	if err != nil {
-		unavailable(t, "xmllint not installed (Debian: apt-get install libxml2-utils)")
-	}
-	file := filepath.Join(t.TempDir(), "report.xml")
-	if err := os.WriteFile(file, doc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bin, "--noout", "--schema", schema, file).CombinedOutput()
-	if err != nil {
-		return strings.TrimSpace(string(out)) + " (" + err.Error() + ")"
-	}
-	return ""
+	return testenv.Xmllint(t, schemaPath(t, f), doc)
 }
 
 // The report as encoding/xml reads it back. Tags without a namespace match

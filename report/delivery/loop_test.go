@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/emersion/go-message/textproto"
+
+	"github.com/dmarcd/dmarcd/internal/testenv"
 )
 
 func TestIsAutoSubmittedFollowsRFC3834(t *testing.T) {
@@ -59,21 +61,8 @@ func TestParseSubjectReadsReportSubjects(t *testing.T) {
 	}
 }
 
-// referenceDir is the shared reference material (see its README), which
-// DMARCD_REFERENCE_DIR may point at.
-func referenceDir(t *testing.T) string {
-	dir := os.Getenv("DMARCD_REFERENCE_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "reference")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("reference material absent (%v); set DMARCD_REFERENCE_DIR", err)
-	}
-	return dir
-}
-
 func TestParseSubjectReadsRealReportsAndNoFailureReport(t *testing.T) {
-	dir := referenceDir(t)
+	dir := testenv.ReferenceDir(t, ".")
 	for kind, want := range map[string]bool{"aggregate": true, "failure": false} {
 		files, _ := filepath.Glob(filepath.Join(dir, "reports", kind, "*.eml"))
 		if len(files) == 0 {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dmarcd/dmarcd/internal/testenv"
 )
 
 // agg is what a reference aggregate report must parse to.
@@ -133,7 +135,7 @@ var referenceTable = map[string][]want{
 // compares with referenceTable: exact totals for what parses, the class of
 // refusal for what does not.
 func TestReferenceConformance(t *testing.T) {
-	ref := referenceDir(t)
+	ref := testenv.ReferenceDir(t, "reports")
 	seen := map[string]bool{}
 	items := map[string][]Item{}
 	for _, sub := range []string{"aggregate", "failure"} {
@@ -267,7 +269,7 @@ func checkReference(t *testing.T, path string, it Item, w want) {
 // TestReferenceDetails checks values inside the reference reports that
 // the totals do not show.
 func TestReferenceDetails(t *testing.T) {
-	ref := referenceDir(t)
+	ref := testenv.ReferenceDir(t, "reports")
 	one := func(name string) *Aggregate {
 		t.Helper()
 		items := walkAll(t, filepath.Join(ref, "reports", "aggregate", name), DefaultLimits())

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/dmarcd/dmarcd/internal/testenv"
 )
 
 // fuzzLimits keeps each fuzz input cheap.
@@ -22,10 +24,7 @@ func fuzzLimits() Limits {
 // to the fuzz corpus; ext filters by name.
 func addSeeds(f *testing.F, keep func(name string) bool) {
 	dirs := []string{"testdata"}
-	ref := os.Getenv("DMARCD_REFERENCE_DIR")
-	if ref == "" {
-		ref = filepath.Join("..", "..", "..", "shared", "reference")
-	}
+	ref := testenv.ReferenceRoot()
 	dirs = append(dirs, filepath.Join(ref, "reports", "aggregate"), filepath.Join(ref, "reports", "failure"))
 	for _, d := range dirs {
 		ents, err := os.ReadDir(d)

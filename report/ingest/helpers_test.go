@@ -11,21 +11,6 @@ import (
 	"testing"
 )
 
-// referenceDir returns the shared reference folder: $DMARCD_REFERENCE_DIR,
-// or ../../../shared/reference from this package (beside the repository),
-// and skips the test where it is absent, as the reference README asks.
-func referenceDir(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("DMARCD_REFERENCE_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "reference")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "reports")); err != nil {
-		t.Skipf("reference reports not found at %s (set DMARCD_REFERENCE_DIR); skipping the conformance test", dir)
-	}
-	return dir
-}
-
 // walkAll collects the items Walk yields for path.
 func walkAll(t testing.TB, path string, lim Limits) []Item {
 	t.Helper()

@@ -10,16 +10,14 @@ import (
 	"log/slog"
 	"mime"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-message"
 
+	"github.com/dmarcd/dmarcd/internal/testenv"
 	"github.com/dmarcd/dmarcd/report"
 	"github.com/dmarcd/dmarcd/report/delivery"
 	"github.com/dmarcd/dmarcd/report/store"
@@ -297,41 +295,12 @@ func parseMail(t testing.TB, data []byte) parsed {
 	return p
 }
 
-// inCI reports whether DMARCD_CI asks tests that need a real component to
-// fail, not skip, when it is missing.
-func inCI() bool {
-	v := os.Getenv("DMARCD_CI")
-	return v != "" && v != "0" && !strings.EqualFold(v, "false")
-}
-
 // xmllint validates doc against the reference schema of its format, and
 // skips where the reference folder is absent.
 func xmllint(t *testing.T, schema string, doc []byte) string {
 	t.Helper()
-	dir := os.Getenv("DMARCD_REFERENCE_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "reference")
-	}
-	path := filepath.Join(dir, "schemas", schema)
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("reference schema not found at %s (set DMARCD_REFERENCE_DIR); skipping the schema check", path)
-	}
-	bin, err := exec.LookPath("xmllint")
-	if err != nil {
-		if inCI() {
-			t.Fatal("xmllint not installed (apt-get install libxml2-utils); DMARCD_CI is set, so this fails")
-		}
-		t.Skip("xmllint not installed (apt-get install libxml2-utils); skipping")
-	}
-	file := filepath.Join(t.TempDir(), "report.xml")
-	if err := os.WriteFile(file, doc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bin, "--noout", "--schema", path, file).CombinedOutput()
-	if err != nil {
-		return strings.TrimSpace(string(out))
-	}
-	return ""
+	path := filepath.Join("schemas", schema)
+	return testenv.Xmllint(t, filepath.Join(testenv.ReferenceDir(t, path), path), doc)
 }
 
 // ip returns the n-th test address.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dmarcd/dmarcd/internal/testenv"
 )
 
 // RequirePostgres returns DMARCD_TEST_POSTGRES, the DSN of the test
@@ -20,7 +22,7 @@ func RequirePostgres(t testing.TB) string {
 	t.Helper()
 	dsn := os.Getenv("DMARCD_TEST_POSTGRES")
 	if dsn == "" {
-		if os.Getenv("DMARCD_CI") != "" {
+		if testenv.InCI() {
 			t.Fatal("DMARCD_CI is set but DMARCD_TEST_POSTGRES is not: .ci/run must start PostgreSQL with report/store/ci-postgres.sh")
 		}
 		t.Skip("DMARCD_TEST_POSTGRES is not set: `export DMARCD_TEST_POSTGRES=$(report/store/ci-postgres.sh)` (as root) to run the PostgreSQL tests")
