@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -167,10 +168,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.evaluated, float64(m.Messages))
 		counter(c.skipped, float64(m.Skipped))
 		counter(c.panics, float64(m.Panics))
-		for _, k := range sortedKeys(m.ByResult) {
+		for _, k := range slices.Sorted(maps.Keys(m.ByResult)) {
 			counter(c.results, float64(m.ByResult[k]), k)
 		}
-		for _, k := range sortedKeys(m.ByAction) {
+		for _, k := range slices.Sorted(maps.Keys(m.ByAction)) {
 			counter(c.actions, float64(m.ByAction[k]), k)
 		}
 		for k, n := range m.ByResultAction {
@@ -231,7 +232,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.stats.FailureReports != nil {
 		f := c.stats.FailureReports()
-		for _, k := range sortedKeys(f) {
+		for _, k := range slices.Sorted(maps.Keys(f)) {
 			counter(c.failureReports, float64(f[k]), k)
 		}
 	}
@@ -249,15 +250,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.ingestedMessages, float64(t.Messages))
 		gauge(c.receivedDomains, float64(t.Domains))
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // newRegistry returns the registry /metrics serves: dmarcd's collector,
