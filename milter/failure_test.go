@@ -1,12 +1,10 @@
 package milter
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -14,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	gomessage "github.com/emersion/go-message"
-	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-msgauth/dkim"
 
 	"github.com/dmarcd/dmarcd/dmarc"
@@ -24,6 +20,7 @@ import (
 	"github.com/dmarcd/dmarcd/internal/smtptest"
 	"github.com/dmarcd/dmarcd/report/delivery"
 	"github.com/dmarcd/dmarcd/report/failure"
+	"github.com/dmarcd/dmarcd/report/failure/failuretest"
 	"github.com/dmarcd/dmarcd/report/failure/outbound"
 	"github.com/dmarcd/dmarcd/report/scheduler"
 	"github.com/dmarcd/dmarcd/report/store"
@@ -234,33 +231,7 @@ func TestAFailingMessageGivesOneSignedRedactedReport(t *testing.T) {
 		t.Fatalf("DKIM: %v %+v", err, vs)
 	}
 
-	ent, err := gomessage.Read(bytes.NewReader(m.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if mt, p, _ := ent.Header.ContentType(); mt != "multipart/report" || p["report-type"] != "feedback-report" {
-		t.Fatalf("Content-Type %s %v", mt, p)
-	}
-	mr := ent.MultipartReader()
-	var fb textproto.Header
-	var original []byte
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch ct, _, _ := p.Header.ContentType(); ct {
-		case "message/feedback-report":
-			if fb, err = textproto.ReadHeader(bufio.NewReader(p.Body)); err != nil {
-				t.Fatal(err)
-			}
-		case "text/rfc822-headers":
-			original, _ = io.ReadAll(p.Body)
-		}
-	}
+	rep := failuretest.Read(t, m.Data)
 	for k, want := range map[string]string{
 		"Feedback-Type": "auth-failure", "Auth-Failure": "dmarc", "Version": "1", "Reported-Domain": "failing.example",
 		"Source-IP": "192.0.2.10", "Delivery-Result": "reject", "Identity-Alignment": "dkim, spf",
@@ -268,7 +239,7 @@ func TestAFailingMessageGivesOneSignedRedactedReport(t *testing.T) {
 		"DKIM-Domain": "failing.example", "DKIM-Selector": "s1",
 		"SPF-DNS": `txt : spoof.example : "v=spf1 ip4:198.51.100.0/24 -all"`,
 	} {
-		if got := fb.Get(k); got != want {
+		if got := rep.Field(k); got != want {
 			t.Errorf("%s: %q, want %q", k, got, want)
 		}
 	}
@@ -277,8 +248,8 @@ func TestAFailingMessageGivesOneSignedRedactedReport(t *testing.T) {
 			t.Errorf("the report shows %q, which redaction should have hidden", gone)
 		}
 	}
-	if !bytes.Contains(original, []byte("From: Billing <redacted@failing.example>")) || !bytes.Contains(original, []byte("Subject: [redacted]")) {
-		t.Errorf("original header section:\n%s", original)
+	if !strings.Contains(rep.Headers, "From: Billing <redacted@failing.example>") || !strings.Contains(rep.Headers, "Subject: [redacted]") {
+		t.Errorf("original header section:\n%s", rep.Headers)
 	}
 }
 

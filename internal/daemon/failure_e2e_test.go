@@ -1,18 +1,13 @@
 package daemon
 
 import (
-	"bufio"
-	"bytes"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
-	gomessage "github.com/emersion/go-message"
-	"github.com/emersion/go-message/textproto"
-
 	"github.com/dmarcd/dmarcd/internal/postfixtest"
 	"github.com/dmarcd/dmarcd/internal/smtptest"
+	"github.com/dmarcd/dmarcd/report/failure/failuretest"
 )
 
 // TestFailureReportsEndToEndWithPostfix sends a failing message through a
@@ -56,43 +51,16 @@ redact_headers = ["Subject"]
 	if signed := verifyDKIM(t, m.Data, s.dns.Addr()); len(signed) != 2 {
 		t.Errorf("%d signatures verify, want the RSA and the Ed25519 one", len(signed))
 	}
-	e, err := gomessage.Read(bytes.NewReader(m.Data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if mt, p, _ := e.Header.ContentType(); mt != "multipart/report" || p["report-type"] != "feedback-report" {
-		t.Fatalf("Content-Type %s %v", mt, p)
-	}
-	var fb textproto.Header
-	var original string
-	mr := e.MultipartReader()
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch ct, _, _ := p.Header.ContentType(); ct {
-		case "message/feedback-report":
-			if fb, err = textproto.ReadHeader(bufio.NewReader(p.Body)); err != nil {
-				t.Fatal(err)
-			}
-		case "text/rfc822-headers":
-			b, _ := io.ReadAll(p.Body)
-			original = string(b)
-		}
-	}
+	rep := failuretest.Read(t, m.Data)
 	for k, want := range map[string]string{
 		"Feedback-Type": "auth-failure", "Auth-Failure": "dmarc", "Reported-Domain": "failrep.test",
 		"Delivery-Result": "reject", "Original-Mail-From": "<redacted-", "Original-Rcpt-To": "<redacted-",
 	} {
-		if got := fb.Get(k); !strings.HasPrefix(got, want) {
+		if got := rep.Field(k); !strings.HasPrefix(got, want) {
 			t.Errorf("%s: %q, want %q", k, got, want)
 		}
 	}
-	if !strings.Contains(original, "@failrep.test>") || strings.Contains(original, "ceo@") || !strings.Contains(original, "Subject: [redacted]") {
-		t.Errorf("the original header section is not redacted:\n%s", original)
+	if !strings.Contains(rep.Headers, "@failrep.test>") || strings.Contains(rep.Headers, "ceo@") || !strings.Contains(rep.Headers, "Subject: [redacted]") {
+		t.Errorf("the original header section is not redacted:\n%s", rep.Headers)
 	}
 }
