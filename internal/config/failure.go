@@ -111,18 +111,11 @@ func (v *validator) failureReports(f *FailureReports, r *Reports) {
 	if f.Enabled && f.FromAddress == "" && r.FromAddress == "" {
 		v.fail("failure_reports.from_address", "required when failure_reports.enabled (or reports.from_address)")
 	}
-	for _, m := range []struct {
-		key string
-		val *string
-	}{{"failure_reports.from_address", &f.FromAddress}, {"failure_reports.bcc", &f.Bcc}} {
-		if *m.val == "" {
-			continue
-		}
-		if err := checkMailbox(*m.val); err != nil {
-			v.failErr(m.key, err)
-		} else {
-			*m.val = normalizeMailbox(*m.val)
-		}
+	if f.FromAddress != "" {
+		v.mailbox("failure_reports.from_address", &f.FromAddress)
+	}
+	if f.Bcc != "" {
+		v.mailbox("failure_reports.bcc", &f.Bcc)
 	}
 	if d := r.DKIM.Domain; f.FromAddress != "" && d != "" {
 		if dom := f.FromAddress[strings.LastIndexByte(f.FromAddress, '@')+1:]; !aligned(dom, d) {

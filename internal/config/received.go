@@ -59,12 +59,8 @@ const (
 
 // received checks the [received] table.
 func (v *validator) received(r *Received) {
-	for i, m := range r.Mailboxes {
-		if err := checkMailbox(m); err != nil {
-			v.failErr("received.mailboxes", err)
-			continue
-		}
-		r.Mailboxes[i] = normalizeMailbox(m)
+	for i := range r.Mailboxes {
+		v.mailbox("received.mailboxes", &r.Mailboxes[i])
 	}
 	if r.QueueSize < 1 {
 		v.fail("received.queue_size", "must be at least 1, not %d", r.QueueSize)

@@ -445,18 +445,11 @@ func (v *validator) reports(r *Reports, s *Store) {
 			v.fail(f.key, "must be one line without control characters")
 		}
 	}
-	for _, m := range []struct {
-		key string
-		val *string
-	}{{"reports.from_address", &r.FromAddress}, {"reports.contact_email", &r.ContactEmail}} {
-		if *m.val == "" {
-			continue
-		}
-		if err := checkMailbox(*m.val); err != nil {
-			v.failErr(m.key, err)
-		} else {
-			*m.val = normalizeMailbox(*m.val)
-		}
+	if r.FromAddress != "" {
+		v.mailbox("reports.from_address", &r.FromAddress)
+	}
+	if r.ContactEmail != "" {
+		v.mailbox("reports.contact_email", &r.ContactEmail)
 	}
 	if r.Submitter != "" {
 		if n, err := dmarc.NormalizeDomain(r.Submitter); err != nil {

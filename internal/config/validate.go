@@ -101,12 +101,17 @@ func (v *validator) top(c *Config) {
 		v.fail("umask", "%o has bits beyond 0777", uint32(m))
 	}
 	if c.CopyFailuresTo != "" {
-		if err := checkMailbox(c.CopyFailuresTo); err != nil {
-			v.failErr("copy_failures_to", err)
-		} else {
-			c.CopyFailuresTo = normalizeMailbox(c.CopyFailuresTo)
-		}
+		v.mailbox("copy_failures_to", &c.CopyFailuresTo)
 	}
+}
+
+// mailbox checks the address *s of key and puts it in canonical form.
+func (v *validator) mailbox(key string, s *string) {
+	if err := checkMailbox(*s); err != nil {
+		v.failErr(key, err)
+		return
+	}
+	*s = normalizeMailbox(*s)
 }
 
 // checkUser accepts "user" or "user:group", each a name or a number.
