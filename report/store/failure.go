@@ -155,19 +155,11 @@ func scanFailure(s interface{ Scan(...any) error }) (FailureReport, error) {
 func (db *DB) DueFailures(ctx context.Context, now time.Time, limit int) ([]FailureReport, error) {
 	rows, err := db.r.QueryContext(ctx, db.q(`SELECT `+failureColumns+` FROM failure_reports
 		WHERE state = ? AND next_attempt_at <= ? ORDER BY id LIMIT ?`), FailurePending, now.Unix(), limit)
+	out, err := collect(rows, err, func(rows *sql.Rows) (FailureReport, error) { return scanFailure(rows) })
 	if err != nil {
 		return nil, fmt.Errorf("due failure reports: %w", err)
 	}
-	defer rows.Close()
-	var out []FailureReport
-	for rows.Next() {
-		f, err := scanFailure(rows)
-		if err != nil {
-			return nil, fmt.Errorf("due failure reports: %w", err)
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // FailureReport returns the failure report with the given id, or
@@ -235,38 +227,26 @@ func (db *DB) FailuresSent(ctx context.Context, since time.Time) ([]FailureCount
 	rows, err := db.r.QueryContext(ctx, db.q(`SELECT policy_domain, dest_domain, COUNT(*) FROM failure_reports
 		WHERE state = ? AND finished_at >= ? GROUP BY policy_domain, dest_domain ORDER BY policy_domain, dest_domain`),
 		FailureSent, since.Unix())
+	out, err := collect(rows, err, func(rows *sql.Rows) (c FailureCount, err error) {
+		return c, rows.Scan(&c.PolicyDomain, &c.DestDomain, &c.Count)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("failure reports sent: %w", err)
 	}
-	defer rows.Close()
-	var out []FailureCount
-	for rows.Next() {
-		var c FailureCount
-		if err := rows.Scan(&c.PolicyDomain, &c.DestDomain, &c.Count); err != nil {
-			return nil, fmt.Errorf("failure reports sent: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // FailureStates implements FailureQueue.
 func (db *DB) FailureStates(ctx context.Context) ([]FailureStateCount, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT state, reason, COUNT(*) FROM failure_reports
 		GROUP BY state, reason ORDER BY state, reason`)
+	out, err := collect(rows, err, func(rows *sql.Rows) (c FailureStateCount, err error) {
+		return c, rows.Scan(&c.State, &c.Reason, &c.Count)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("failure report states: %w", err)
 	}
-	defer rows.Close()
-	var out []FailureStateCount
-	for rows.Next() {
-		var c FailureStateCount
-		if err := rows.Scan(&c.State, &c.Reason, &c.Count); err != nil {
-			return nil, fmt.Errorf("failure report states: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ExpireFailures implements FailureQueue.

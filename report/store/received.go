@@ -742,25 +742,22 @@ func (db *DB) ReceivedSources(ctx context.Context, f ReceivedFilter, q SourceQue
 	rows, err := db.r.QueryContext(ctx, db.q(`SELECT s.* FROM (SELECT source_ip AS ip, COUNT(DISTINCT report) AS reports, `+
 		strings.Join(cols, ", ")+` FROM received_records WHERE `+where+` GROUP BY source_ip) s `+outer+
 		` LIMIT `+strconv.Itoa(limit)), args...)
-	if err != nil {
-		return nil, fmt.Errorf("received sources: %w", err)
-	}
-	defer rows.Close()
-	var out []ReceivedSource
-	for rows.Next() {
-		var s ReceivedSource
+	out, err := collect(rows, err, func(rows *sql.Rows) (s ReceivedSource, err error) {
 		var ip string
 		if err := rows.Scan(append([]any{&ip, &s.Reports}, countDests(&s.ReceivedCounts)...)...); err != nil {
-			return nil, fmt.Errorf("received sources: %w", err)
+			return s, err
 		}
 		if ip != "" {
 			if s.IP, err = netip.ParseAddr(ip); err != nil {
-				return nil, fmt.Errorf("received sources: source_ip %q: %w", ip, err)
+				return s, fmt.Errorf("source_ip %q: %w", ip, err)
 			}
 		}
-		out = append(out, s)
+		return s, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("received sources: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ReceivedReporters implements Received.
@@ -772,21 +769,16 @@ func (db *DB) ReceivedReporters(ctx context.Context, f ReceivedFilter, limit int
 	rows, err := db.r.QueryContext(ctx, db.q(`SELECT reporter, MAX(org), MAX(email), COUNT(*),
 		CAST(COALESCE(SUM(messages), 0) AS BIGINT) AS m, CAST(COALESCE(SUM(compliant), 0) AS BIGINT), MIN(day), MAX(day)
 		FROM received_reports WHERE `+where+` GROUP BY reporter ORDER BY m DESC, reporter LIMIT `+strconv.Itoa(limit)), args...)
+	out, err := collect(rows, err, func(rows *sql.Rows) (r ReceivedReporter, err error) {
+		var first, last int64
+		err = rows.Scan(&r.Reporter, &r.Org, &r.Email, &r.Reports, &r.Messages, &r.Compliant, &first, &last)
+		r.First, r.Last = unix(first), unix(last)
+		return r, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("received reporters: %w", err)
 	}
-	defer rows.Close()
-	var out []ReceivedReporter
-	for rows.Next() {
-		var r ReceivedReporter
-		var first, last int64
-		if err := rows.Scan(&r.Reporter, &r.Org, &r.Email, &r.Reports, &r.Messages, &r.Compliant, &first, &last); err != nil {
-			return nil, fmt.Errorf("received reporters: %w", err)
-		}
-		r.First, r.Last = unix(first), unix(last)
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ReceivedPolicies implements Received.
@@ -794,21 +786,16 @@ func (db *DB) ReceivedPolicies(ctx context.Context, f ReceivedFilter) ([]Receive
 	where, args := f.where("policy_domain")
 	rows, err := db.r.QueryContext(ctx, db.q(`SELECT policy_domain, day, p, COUNT(*), CAST(COALESCE(SUM(messages), 0) AS BIGINT), MAX(end_at)
 		FROM received_reports WHERE `+where+` GROUP BY policy_domain, day, p ORDER BY policy_domain, day, p`), args...)
+	out, err := collect(rows, err, func(rows *sql.Rows) (p ReceivedPolicy, err error) {
+		var day, end int64
+		err = rows.Scan(&p.Domain, &day, &p.P, &p.Reports, &p.Messages, &end)
+		p.Day, p.LastEnd = unix(day), unix(end)
+		return p, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("received policies: %w", err)
 	}
-	defer rows.Close()
-	var out []ReceivedPolicy
-	for rows.Next() {
-		var p ReceivedPolicy
-		var day, end int64
-		if err := rows.Scan(&p.Domain, &day, &p.P, &p.Reports, &p.Messages, &end); err != nil {
-			return nil, fmt.Errorf("received policies: %w", err)
-		}
-		p.Day, p.LastEnd = unix(day), unix(end)
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 const receivedReportColumns = `id, org, email, extra_contact, report_id, begin_at, end_at, day, policy, format, version,

@@ -418,6 +418,25 @@ type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
+// collect reads every row of a query, given as QueryContext returned it,
+// with scan, and closes the rows. Errors are returned as they are: the
+// caller says which query failed.
+func collect[T any](rows *sql.Rows, err error, scan func(*sql.Rows) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 func (db *DB) policy(ctx context.Context, q querier, domain string, p Period) (report.Published, bool, error) {
 	var pub report.Published
 	if err := p.Check(); err != nil {
@@ -720,19 +739,14 @@ func (db *DB) Reports(ctx context.Context, f ReportFilter) ([]Report, error) {
 	}
 	rows, err := db.r.QueryContext(ctx, db.q(`SELECT `+reportColumns+` FROM reports r WHERE `+
 		strings.Join(where, " AND ")+` ORDER BY r.begin_at DESC, r.policy_domain LIMIT `+strconv.Itoa(limit)), args...)
+	out, err := collect(rows, err, func(rows *sql.Rows) (Report, error) {
+		_, r, err := scanReport(rows)
+		return r, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reports: %w", err)
 	}
-	defer rows.Close()
-	var out []Report
-	for rows.Next() {
-		_, r, err := scanReport(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reports: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ReportRecords implements Store.
@@ -773,19 +787,7 @@ func scanDelivery(s interface{ Scan(...any) error }) (Delivery, error) {
 
 func (db *DB) deliveries(ctx context.Context, q querier, where string, args ...any) ([]Delivery, error) {
 	rows, err := q.QueryContext(ctx, db.q(`SELECT `+deliveryColumns+` FROM deliveries d JOIN reports r ON r.id = d.report WHERE `+where), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return collect(rows, err, func(rows *sql.Rows) (Delivery, error) { return scanDelivery(rows) })
 }
 
 // Deliveries implements Store.
@@ -941,19 +943,13 @@ func (db *DB) countFailure(ctx context.Context, tx *sql.Tx, dest string, at time
 func (db *DB) Attempted(ctx context.Context, since time.Time) ([]DestinationCount, error) {
 	rows, err := db.r.QueryContext(ctx, db.q(`SELECT destination, dest_domain, COUNT(*) FROM deliveries
 		WHERE last_attempt_at >= ? GROUP BY destination, dest_domain ORDER BY destination`), since.Unix())
+	out, err := collect(rows, err, func(rows *sql.Rows) (c DestinationCount, err error) {
+		return c, rows.Scan(&c.Destination, &c.Domain, &c.Count)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("attempted: %w", err)
 	}
-	defer rows.Close()
-	var out []DestinationCount
-	for rows.Next() {
-		var c DestinationCount
-		if err := rows.Scan(&c.Destination, &c.Domain, &c.Count); err != nil {
-			return nil, fmt.Errorf("attempted: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Suppress implements Store.
@@ -1025,21 +1021,12 @@ func (db *DB) Suppressions(ctx context.Context) ([]Suppression, error) {
 
 func (db *DB) suppressions(ctx context.Context, q querier) ([]Suppression, error) {
 	rows, err := q.QueryContext(ctx, `SELECT pattern, reason, auto, created_at FROM suppressions ORDER BY pattern`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Suppression
-	for rows.Next() {
-		var s Suppression
+	return collect(rows, err, func(rows *sql.Rows) (s Suppression, err error) {
 		var auto, created int64
-		if err := rows.Scan(&s.Pattern, &s.Reason, &auto, &created); err != nil {
-			return nil, err
-		}
+		err = rows.Scan(&s.Pattern, &s.Reason, &auto, &created)
 		s.Auto, s.Created = auto != 0, unix(created)
-		out = append(out, s)
-	}
-	return out, rows.Err()
+		return s, err
+	})
 }
 
 // TryLease implements Store.
