@@ -29,6 +29,11 @@ package milter
 // address from it; the opposite mistake (an unbalanced quote or comment, a
 // stray ")" or ">", a backslash outside a quoted string) makes the whole
 // field unreadable rather than guessed at.
+//
+// The fields of nearly all mail (one plain mailbox, at most a plain
+// display name) are read by fromSimple instead, which the two parsers
+// would read alike, at an eighth of their cost; FuzzFromDomains checks
+// that its reading is theirs.
 
 import (
 	"errors"
@@ -202,6 +207,16 @@ func parseFrom(values []string) (fromResult, error) {
 // lenient scanner, as described at the top of this file. limit is the
 // number of mailboxes still allowed.
 func parseFromField(s string, field, limit int) ([]fromMailbox, int, error) {
+	if limit > 0 {
+		if mb, ok := fromSimple(s, field); ok {
+			return []fromMailbox{mb}, 0, nil
+		}
+	}
+	return parseFromFieldBoth(s, field, limit)
+}
+
+// parseFromFieldBoth is parseFromField without the shortcut of fromSimple.
+func parseFromFieldBoth(s string, field, limit int) ([]fromMailbox, int, error) {
 	lax, groups, laxErr := fromScan(s, field, limit)
 	if errors.Is(laxErr, errFromLimit) {
 		return nil, 0, laxErr // spare net/mail thousands of addresses
