@@ -249,7 +249,12 @@ func (s *Server) logVerdict(queueID string, sess *session, out outcome, notes []
 	if len(notes) > 0 {
 		attrs = append(attrs, slog.String("notes", strings.Join(notes, "; ")))
 	}
-	s.log.LogAttrs(ctx, slog.LevelInfo, "dmarc", attrs...)
+	// A record without a program counter: Logger.LogAttrs would walk the
+	// stack for the caller's source position, which no handler of ours
+	// prints, at a tenth of the cost of the line.
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, "dmarc", 0)
+	r.AddAttrs(attrs...)
+	_ = s.log.Handler().Handle(ctx, r)
 }
 
 func addrString(a netip.Addr) string {
