@@ -238,11 +238,11 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchReport, error) {
 		}
 	}
 	q0 := dns.Queries()
-	w := drive(dmarcd.Targets["unix"], corpus, o.Domains, 0, 0)
+	w := Drive(ctx, DriveOptions{Target: dmarcd.Targets["unix"], Corpus: corpus, Concurrency: o.Concurrency, Count: 2 * o.Domains, Warm: true})
 	if w.Errors > 0 {
 		return nil, fmt.Errorf("dmarcd DNS warm-up: %d errors, first: %s", w.Errors, w.FirstError)
 	}
-	logf("dmarcd warm-up: %d messages, one per corpus domain, %d DNS queries", w.Messages, dns.Queries()-q0)
+	logf("dmarcd warm-up: %d messages, one from each corpus domain and one from its mail. subdomain, %d DNS queries", w.Messages, dns.Queries()-q0)
 
 	order := []string{"null", "dmarcd", "opendmarc"}
 	for round := range o.Rounds {

@@ -71,7 +71,7 @@ func Compare(ctx context.Context, o CompareOptions) ([]CompareRun, error) {
 		}
 		defer p.Stop()
 		procs[which] = p
-		if w := Drive(ctx, DriveOptions{Target: p.Targets["unix"], Corpus: corpus, Concurrency: o.Concurrency, Count: o.Domains}); w.Errors > 0 {
+		if w := Drive(ctx, DriveOptions{Target: p.Targets["unix"], Corpus: corpus, Concurrency: o.Concurrency, Count: 2 * o.Domains, Warm: true}); w.Errors > 0 {
 			return nil, fmt.Errorf("%s warm-up: %s", which, w.FirstError)
 		}
 	}

@@ -48,6 +48,9 @@ type DriveOptions struct {
 	Duration time.Duration
 	// First is the corpus index of the first message.
 	First int
+	// Warm sends the corpus's warm-up messages (Corpus.WarmMessage)
+	// instead of its messages.
+	Warm bool
 	// Timeout bounds each read and write of the MTA side.
 	Timeout time.Duration
 	// Progress, if not nil, counts the messages finished, as they finish.
@@ -148,6 +151,9 @@ func Drive(ctx context.Context, o DriveOptions) DriveResult {
 					break
 				}
 				m := o.Corpus.Message(o.First + n)
+				if o.Warm {
+					m = o.Corpus.WarmMessage(o.First + n)
+				}
 				t0 := time.Now()
 				out, err := send(client, m, func(s *gomilter.ClientSession) {
 					noReply.Do(func() {

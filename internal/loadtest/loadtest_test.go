@@ -79,6 +79,22 @@ func TestCorpus(t *testing.T) {
 	}
 }
 
+func TestWarmMessagesSendFromEveryName(t *testing.T) {
+	c := NewCorpus(1000, time.Hour, 2048)
+	warm := map[string]bool{}
+	for n := range 2 * c.Domains {
+		warm[c.WarmMessage(n).FromDomain] = true
+	}
+	if len(warm) != 2*c.Domains {
+		t.Errorf("the warm-up sends from %d names, want %d", len(warm), 2*c.Domains)
+	}
+	for n := range 20000 {
+		if d := c.Message(n).FromDomain; !warm[d] {
+			t.Fatalf("message %d comes from %s, which the warm-up does not send from", n, d)
+		}
+	}
+}
+
 func TestDNSServer(t *testing.T) {
 	c := NewCorpus(100, 5*time.Minute, 0)
 	s, err := StartDNS("127.0.0.1:0", c)
