@@ -18,21 +18,27 @@ import (
 )
 
 // BenchmarkIngest measures rows per second through a Writer into each
-// store, as the milter sends them: rows over 10,000 distinct keys, or each
-// row a key of its own (nothing to roll up: the worst case).
+// store, as the milter sends them: rows over 10,000 distinct keys of one
+// domain or of 10,000 domains (a key and an hour row each, as in make
+// bench), or each row a key of its own (nothing to roll up: the worst
+// case).
 func BenchmarkIngest(b *testing.B) {
 	for _, d := range drivers {
-		for _, keys := range []int{10_000, 0} {
-			name := fmt.Sprintf("%s/keys=%d", d.name, keys)
-			if keys == 0 {
-				name = d.name + "/keys=unique"
-			}
-			b.Run(name, func(b *testing.B) {
+		for _, c := range []struct {
+			name          string
+			keys, domains int
+		}{{"keys=10000", 10_000, 1}, {"keys=10000/domains=10000", 10_000, 10_000}, {"keys=unique", 0, 1}} {
+			keys := c.keys
+			b.Run(d.name+"/"+c.name, func(b *testing.B) {
 				d.need(b)
 				db := d.open(b, store.Options{Logger: quiet})
 				rows := make([]report.Row, 10_000)
 				for i := range rows {
-					rows[i] = storetest.Row("example.com", time.Now(), fmt.Sprintf("192.0.%d.%d", i/256, i%256))
+					domain := "example.com"
+					if c.domains > 1 {
+						domain = fmt.Sprintf("d%d.example", i%c.domains)
+					}
+					rows[i] = storetest.Row(domain, time.Now(), fmt.Sprintf("192.0.%d.%d", i/256, i%256))
 				}
 				w := store.NewWriter(db, store.WriterOptions{Logger: quiet})
 				b.ResetTimer()
