@@ -71,6 +71,7 @@ func TestDefaultValues(t *testing.T) {
 		{"no software header", c.SoftwareHeader, false},
 		{"authserv-id without job id", c.AuthservIDWithJobID, false},
 		{"no copies of failures", c.CopyFailuresTo, ""},
+		{"a 48 MiB heap target", c.HeapTarget, 48 * MiB},
 		{"no header count check", c.Policy.RequiredHeaders, false},
 		{"upstream SPF", c.SPF.UseUpstream, true},
 		{"SPF self-check", c.SPF.SelfCheck, true},

@@ -696,6 +696,13 @@ copy_failures_to = "postmaster"
 		line: 1, key: "copy_failures_to", msg: `not an address`,
 	},
 	{
+		name: "a heap target too small to hold the live data",
+		toml: `
+heap_target = "8MiB"
+`,
+		line: 1, key: "heap_target", msg: `8MiB is out of range: "0B" (Go's default) or 16MiB to 64GiB`,
+	},
+	{
 		name: "a message size without a unit",
 		toml: `
 [dkim]

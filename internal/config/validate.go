@@ -25,6 +25,9 @@ const (
 	MaxDNSBudget = 60 * time.Second
 	// MaxMessageSize is the most dkim.max_message_size may be.
 	MaxMessageSize = GiB
+	// MinHeapTarget and MaxHeapTarget bound heap_target (when not 0).
+	MinHeapTarget = 16 * MiB
+	MaxHeapTarget = 64 * GiB
 	// maxReplyLine is the longest SMTP reply line without CRLF (RFC 5321
 	// §4.5.3.1.5).
 	maxReplyLine = 510
@@ -102,6 +105,9 @@ func (v *validator) top(c *Config) {
 	}
 	if c.CopyFailuresTo != "" {
 		v.mailbox("copy_failures_to", &c.CopyFailuresTo)
+	}
+	if c.HeapTarget != 0 && (c.HeapTarget < MinHeapTarget || c.HeapTarget > MaxHeapTarget) {
+		v.fail("heap_target", "%s is out of range: \"0B\" (Go's default) or %s to %s", c.HeapTarget, MinHeapTarget, MaxHeapTarget)
 	}
 }
 

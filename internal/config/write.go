@@ -359,6 +359,9 @@ var docs = map[string]doc{
 		text:      `An address (local@domain, no angle brackets) added as a recipient of every message that fails DMARC under p=quarantine or p=reject, to watch what the policy would do; "" adds none.`,
 		opendmarc: "CopyFailuresTo",
 	},
+	"heap_target": {
+		text: `How large dmarcd's Go heap may grow before it is collected, while the data it holds (mostly the DNS cache) is under half of it: memory spent to save CPU time and the slowest replies. Past half, the heap grows to twice its data, Go's default. "0B" collects whenever the heap has doubled, as does a GOGC environment variable. Sizes as dkim.max_message_size: "0B" or 16MiB to 64GiB. Read at start-up only.`,
+	},
 
 	"listener": {
 		text:      `a milter socket for the MTA to connect to. Repeat the table for more sockets. At least one is required; the tables given replace the default listener.`,

@@ -123,6 +123,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	logWarnings(log, warnings)
+	if t := startHeapGoal(cfg, log); t != nil {
+		defer t.Stop()
+	}
 	resolver, err := dnscache.New(ResolverConfig(cfg))
 	if err != nil {
 		return fmt.Errorf("DNS resolver: %w", err)
