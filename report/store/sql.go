@@ -85,21 +85,18 @@ type DB struct {
 	qcache map[string]string    // q's rewrites
 	stmts  map[string]*sql.Stmt // prepared's statements
 
-	// keysMu guards known: for each key hash, the latest hour for which
-	// this process committed agg_keys.last_hour. Ingest skips writing a
-	// key it knows; Expire forgets them all.
+	// keysMu guards known: the keys whose agg_keys.last_hour this
+	// process committed. Ingest skips writing a key it knows; Expire
+	// forgets them all.
 	keysMu sync.Mutex
-	known  map[KeyHash]int64
+	known  knownKeys
 }
-
-// maxKnownKeys bounds the memory of DB.known; past it, it starts afresh.
-const maxKnownKeys = 1 << 20
 
 var _ Store = (*DB)(nil)
 
 func newDB(d *dialect, w, r *sql.DB, opts Options) *DB {
 	db := &DB{d: d, w: w, r: r, opts: opts, log: opts.Logger, now: opts.Now,
-		qcache: make(map[string]string), stmts: make(map[string]*sql.Stmt), known: make(map[KeyHash]int64)}
+		qcache: make(map[string]string), stmts: make(map[string]*sql.Stmt)}
 	if db.log == nil {
 		db.log = slog.Default()
 	}
@@ -282,7 +279,7 @@ func (db *DB) Ingest(ctx context.Context, b *Batch) error {
 	db.keysMu.Lock()
 	fresh := hashes[:0:0]
 	for _, h := range hashes {
-		if last, ok := db.known[h]; !ok || last < b.keys[h].last {
+		if last, ok := db.known.get(h); !ok || last < b.keys[h].last {
 			fresh = append(fresh, h)
 		}
 	}
@@ -332,11 +329,8 @@ func (db *DB) Ingest(ctx context.Context, b *Batch) error {
 		return fmt.Errorf("ingest %d rows: %w", b.Rows(), err)
 	}
 	db.keysMu.Lock()
-	if len(db.known)+len(fresh) > maxKnownKeys {
-		clear(db.known)
-	}
 	for _, h := range fresh {
-		db.known[h] = b.keys[h].last
+		db.known.put(h, b.keys[h].last)
 	}
 	db.keysMu.Unlock()
 	if db.afterSave != nil {
@@ -1133,7 +1127,7 @@ func (db *DB) Expire(ctx context.Context, before time.Time) (Expired, error) {
 		}
 	}
 	db.keysMu.Lock()
-	clear(db.known)
+	db.known = knownKeys{}
 	db.keysMu.Unlock()
 	return x, nil
 }
