@@ -1,49 +1,82 @@
 package store
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"testing"
 )
 
-func TestKnownKeysKeepTwoGenerations(t *testing.T) {
-	hash := func(i int) KeyHash {
-		var h KeyHash
-		binary.BigEndian.PutUint64(h[:], uint64(i))
-		return h
-	}
-	const hour = 1_793_000_000 / 3600 * 3600
+// knownHash is a key hash as KeyOf makes them: uniform bits.
+func knownHash(i int) KeyHash {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(i))
+	s := sha256.Sum256(b[:])
+	return KeyHash(s[:16])
+}
+
+const knownHour = 1_793_000_000 / 3600 * 3600
+
+func TestKnownKeysRememberWhatTheyCanHold(t *testing.T) {
 	var k knownKeys
-	if _, ok := k.get(hash(0)); ok {
+	if _, ok := k.get(knownHash(0)); ok {
 		t.Fatal("an empty knownKeys knows a key")
 	}
-	for i := range maxKnownKeys {
-		k.put(hash(i), hour)
+	const n = knownSets * knownWays / 2
+	for i := range n {
+		k.put(knownHash(i), knownHour)
 	}
-	if last, ok := k.get(hash(0)); !ok || last != hour {
-		t.Fatalf("get = %d, %v after one generation; want %d, true", last, ok, hour)
+	k.put(knownHash(7), knownHour+3600) // written again the next hour
+	lost := 0
+	for i := range n {
+		last, ok := k.get(knownHash(i))
+		switch {
+		case !ok:
+			lost++
+		case i == 7 && last != knownHour+3600, i != 7 && last != knownHour:
+			t.Fatalf("key %d: last hour %d", i, last)
+		}
 	}
-	// A second generation: the first one is still there.
-	for i := maxKnownKeys; i < 2*maxKnownKeys; i++ {
-		k.put(hash(i), hour+3600)
+	// Half full, about one set in twenty gets more than four keys.
+	if lost > n/20 {
+		t.Errorf("%d of %d keys forgotten in a cache of %d", lost, n, knownSets*knownWays)
 	}
-	if last, ok := k.get(hash(0)); !ok || last != hour {
-		t.Errorf("the first key is forgotten after two generations: %d, %v", last, ok)
+	if got := k.len(); got != n-lost {
+		t.Errorf("len() = %d, want %d", got, n-lost)
 	}
-	if last, ok := k.get(hash(2*maxKnownKeys - 1)); !ok || last != hour+3600 {
-		t.Errorf("the last key: %d, %v", last, ok)
+}
+
+func TestKnownKeysForgetTheOldestHourFirst(t *testing.T) {
+	var k knownKeys
+	// Fill past the capacity with an old hour, then write new keys of a
+	// later hour: the old ones give way, and a new key is forgotten only
+	// when more than four new ones fall in its set.
+	for i := range knownSets * knownWays * 8 {
+		k.put(knownHash(i), knownHour)
 	}
-	if n := k.len(); n != 2*maxKnownKeys {
-		t.Errorf("%d keys known, want %d", n, 2*maxKnownKeys)
+	const fresh = knownSets
+	perSet := map[int]int{}
+	for i := range fresh {
+		h := knownHash(-1 - i)
+		k.put(h, knownHour+3600)
+		perSet[int(binary.LittleEndian.Uint64(h[:8])&(knownSets-1))]++
 	}
-	// A third: the first generation is dropped whole.
-	k.put(hash(2*maxKnownKeys), hour)
-	if _, ok := k.get(hash(0)); ok {
-		t.Error("a key of the first generation is known after the third began")
+	want := 0
+	for _, n := range perSet {
+		want += max(0, n-knownWays)
 	}
-	if _, ok := k.get(hash(maxKnownKeys)); !ok {
-		t.Error("a key of the second generation is forgotten")
+	lost := 0
+	for i := range fresh {
+		last, ok := k.get(knownHash(-1 - i))
+		if !ok {
+			lost++
+		} else if last != knownHour+3600 {
+			t.Fatalf("new key %d: last hour %d", i, last)
+		}
 	}
-	if n := k.len(); n != maxKnownKeys+1 {
-		t.Errorf("%d keys known, want %d", n, maxKnownKeys+1)
+	if lost != want {
+		t.Errorf("%d new keys forgotten, want %d (those beyond four in a set)", lost, want)
+	}
+	if got := k.len(); got != knownSets*knownWays {
+		t.Errorf("len() = %d, want every slot used, %d", got, knownSets*knownWays)
 	}
 }
