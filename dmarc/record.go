@@ -226,7 +226,7 @@ var addedIn9989 = map[string]string{
 // of default values").
 func Parse(txt string, spec Spec) (*Record, error) {
 	r := &Record{Spec: spec, Raw: txt, Pct: 100, RI: 86400}
-	p := parser{rec: r, seen: make(map[string]bool, 16)}
+	p := parser{rec: r}
 	if len(txt) > MaxRecordLen {
 		// Read just enough to know whether it claims to be DMARC: an
 		// over-long DMARC record is a permerror, other TXT is ignored.
@@ -237,6 +237,9 @@ func Parse(txt string, spec Spec) (*Record, error) {
 		r.Raw = clip(txt)
 		return r, &ParseError{Offset: MaxRecordLen, Msg: fmt.Sprintf("record is %d bytes, over the %d-byte limit", len(txt), MaxRecordLen), Err: ErrUnusable}
 	}
+	// One tag per ";" at most: the Tags kept in the record cache are
+	// then allocated once, at their size.
+	r.Tags = make([]Tag, 0, strings.Count(txt, ";")+1)
 	if err := p.tags(txt); err != nil {
 		return nil, err
 	}
@@ -249,12 +252,40 @@ func Parse(txt string, spec Spec) (*Record, error) {
 
 // parser carries the state of one Parse call.
 type parser struct {
-	rec          *Record
-	seen         map[string]bool
+	rec *Record
+	// seen holds the tag names read, the first ones in an array: a
+	// record has a dozen tags, and a map per Parse was half of what it
+	// allocated.
+	seen         [16]string
+	nSeen        int
+	seenMore     map[string]bool
 	pSet, pValid bool
 	pOffset      int
 	badSub       string // "sp" or "np" when that tag was present but invalid
 	badSubOffset int
+}
+
+// saw reports whether a tag named name was read before, and notes that it
+// was.
+func (p *parser) saw(name string) bool {
+	for _, n := range p.seen[:p.nSeen] {
+		if n == name {
+			return true
+		}
+	}
+	if p.seenMore[name] {
+		return true
+	}
+	if p.nSeen < len(p.seen) {
+		p.seen[p.nSeen] = name
+		p.nSeen++
+		return false
+	}
+	if p.seenMore == nil {
+		p.seenMore = make(map[string]bool)
+	}
+	p.seenMore[name] = true
+	return false
 }
 
 func (p *parser) problem(sev Severity, off int, tag, format string, args ...any) {
@@ -312,11 +343,10 @@ func (p *parser) tags(txt string) error {
 			continue
 		}
 		name = strings.ToLower(name)
-		if p.seen[name] {
+		if p.saw(name) {
 			p.problem(Warning, at, name, "duplicate tag; only the first is read")
 			continue
 		}
-		p.seen[name] = true
 		bad := ""
 		if value == "" {
 			bad = "tag has no value; ignored"
@@ -354,7 +384,7 @@ func (p *parser) version(part string, at int) error {
 		return &ParseError{Offset: vat, Tag: "v", Msg: fmt.Sprintf("version %q is not DMARC1", clip(value)), Err: ErrNotDMARC}
 	}
 	p.rec.Tags = append(p.rec.Tags, Tag{Name: "v", Value: value, Offset: at})
-	p.seen["v"] = true
+	p.saw("v")
 	return nil
 }
 

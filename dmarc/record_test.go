@@ -168,6 +168,7 @@ func TestParseProblems(t *testing.T) {
 		{"ri under RFC 9989 is a warning", RFC9989, "v=DMARC1; p=none; ri=60", Warning, "ri", 18, "RFC 9989 removed ri"},
 		{"an RFC 9989 tag under RFC 7489 is noted", RFC7489, "v=DMARC1; p=none; np=reject", Info, "np", 18, "RFC 9989 tag"},
 		{"a duplicate tag is a warning with its offset", RFC9989, "v=DMARC1; p=none; p=reject", Warning, "p", 18, "duplicate tag"},
+		{"a duplicate beyond the sixteenth tag name is a warning", RFC9989, "v=DMARC1; p=none; xa=1; xb=1; xc=1; xd=1; xe=1; xf=1; xg=1; xh=1; xi=1; xj=1; xk=1; xl=1; xm=1; xn=1; xo=1; xp=1; xp=2", Warning, "xp", 114, "duplicate tag"},
 		{"an unknown tag is noted", RFC9989, "v=DMARC1; p=none; foo=bar", Info, "foo", 18, "unknown tag"},
 		{"a tag without a value is a warning", RFC9989, "v=DMARC1; p=none; fo=", Warning, "fo", 21, "no value"},
 		{"a pair without equals is a warning", RFC9989, "v=DMARC1; p=none; junk", Warning, "", 18, "not a tag=value pair"},
