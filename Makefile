@@ -56,14 +56,14 @@ fuzz:
 # table and ratios; then the cold-cache coalescing test and the Go
 # micro-benchmarks. About 6 minutes. BENCHFLAGS="-d 30s" for longer runs.
 BENCHFLAGS ?=
-MICROBENCH := ^Benchmark(Parse|Evaluate|EvaluateWarmCache|LookupTXTHit|LookupTXTHitParallel|ExistsNegativeHit|Ingest|ReportBuild|Write|WriteGzip)$$
+MICROBENCH := ^Benchmark(Parse|Evaluate|EvaluateWarmCache|LookupTXTHit|LookupTXTHitParallel|ExistsNegativeHit|Ingest|ReportBuild|Write|WriteGzip|FromDomains)$$
 bench: build
 	$(GO) build -o bin/milterload ./cmd/milterload
 	./bin/milterload bench -dmarcd $(BIN) $(BENCHFLAGS)
 	@echo; echo "cold cache: 1,000 concurrent lookups of one name make one DNS query:"
 	$(GO) test -count=1 -run '^TestConcurrentLookupsShareOneQuery$$' -v ./internal/dnscache
-	@echo; echo "micro-benchmarks: record parse, A-R parse, Evaluate, cache hit, store ingest, report build:"
-	$(GO) test -run '^$$' -bench '$(MICROBENCH)' -benchmem ./dmarc ./internal/authres ./internal/dnscache ./report/store ./report/aggregate
+	@echo; echo "micro-benchmarks: record parse, A-R parse, Evaluate, cache hit, store ingest, report build, From parse:"
+	$(GO) test -run '^$$' -bench '$(MICROBENCH)' -benchmem ./dmarc ./internal/authres ./internal/dnscache ./report/store ./report/aggregate ./milter
 
 # make soak: dmarcd under steady load for 5 minutes after a minute of
 # warm-up, sampling goroutines, heap and RSS through its HTTP listener ([http] pprof);
