@@ -1,9 +1,14 @@
 package dnscache
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/dmarcd/dmarcd/dmarc"
 )
 
 // key names one cache entry: a normalized name and a query type.
@@ -29,10 +34,11 @@ type entry struct {
 	// method returns ([]string for TXT, []net.IPAddr for A and AAAA, ...;
 	// *[1]string for the usual TXT answer of one record, which spares the
 	// slice header), built once when the entry is made so that a cache hit
-	// costs no allocation; for NXDOMAIN, NODATA and failures, the
-	// *net.DNSError a lookup returns, wrapping dmarc.ErrNXDomain,
-	// ErrNoRecords or ErrTemporary. An answer found through a CNAME wraps
-	// either in an *aliased. One field for all saves 32 bytes an entry.
+	// costs no allocation; for NXDOMAIN, NODATA and failures, a
+	// *lookupFailure, from which err makes the *net.DNSError a lookup
+	// returns, wrapping dmarc.ErrNXDomain, ErrNoRecords or ErrTemporary.
+	// An answer found through a CNAME wraps either in an *aliased. One
+	// field for all saves 32 bytes an entry.
 	val any
 
 	prev, next *entry // LRU list, guarded by cache.mu
@@ -77,10 +83,55 @@ func (e *entry) canonical() string {
 
 // err is the error a lookup returns with e: nil for an answer with records.
 func (e *entry) err() error {
-	if err, ok := e.value().(*net.DNSError); ok {
-		return err
+	if f, ok := e.value().(*lookupFailure); ok {
+		return f.error(e.name)
 	}
 	return nil
+}
+
+// failed reports whether e is a negative answer or a failure.
+func (e *entry) failed() bool {
+	_, ok := e.value().(*lookupFailure)
+	return ok
+}
+
+// lookupFailure is the error of a lookup but for the name looked up. The
+// NXDOMAIN and NODATA entries of one query type from one server share one
+// (Resolver.sharedFailure), so that a negative entry, a fifth of a busy
+// cache, costs no allocation beyond itself; a lookup that finds one makes
+// its *net.DNSError then.
+type lookupFailure struct {
+	server                       string
+	unwrap                       error
+	msg                          string // net.DNSError.Err
+	notFound, temporary, timeout bool
+}
+
+// newFailure describes the error of a lookup of qtype from server
+// ("" when no server answered) that unwraps to err.
+func newFailure(qtype uint16, server string, err error) *lookupFailure {
+	return &lookupFailure{
+		server:    server,
+		unwrap:    err,
+		msg:       dns.Type(qtype).String() + ": " + err.Error(),
+		notFound:  errors.Is(err, dmarc.ErrNXDomain) || errors.Is(err, dmarc.ErrNoRecords),
+		temporary: errors.Is(err, dmarc.ErrTemporary),
+		timeout:   isTimeout(err),
+	}
+}
+
+// error returns the error of a lookup of name: a *net.DNSError, with the
+// flags the standard library would set.
+func (f *lookupFailure) error(name string) *net.DNSError {
+	return &net.DNSError{
+		UnwrapErr:   f.unwrap,
+		Err:         f.msg,
+		Name:        name,
+		Server:      f.server,
+		IsNotFound:  f.notFound,
+		IsTemporary: f.temporary,
+		IsTimeout:   f.timeout,
+	}
 }
 
 // cache is a map of entries bounded by a least-recently-used list. One

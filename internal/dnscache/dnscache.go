@@ -130,6 +130,9 @@ type Resolver struct {
 
 	mu       sync.Mutex
 	inflight map[key]*call // lookups being resolved, for coalescing
+
+	failuresMu sync.Mutex
+	failures   map[failureKey]*lookupFailure // sharedFailure's
 }
 
 var _ dmarc.Resolver = (*Resolver)(nil)
@@ -320,14 +323,21 @@ func (r *Resolver) CachedTXT(name string) bool {
 // nameserver's cache already. A name whose CNAME leads nowhere exists: it
 // owns the CNAME. A name that cannot exist (ErrInvalidName) does not.
 func (r *Resolver) Exists(ctx context.Context, name string) (bool, error) {
-	e, err := r.lookup(ctx, name, dns.TypeA)
-	switch {
-	case err == nil, errors.Is(err, dmarc.ErrNoRecords):
-		return true, nil
-	case errors.Is(err, dmarc.ErrNXDomain):
-		return e != nil && e.canonical() != e.name, nil
+	e, err := r.lookupEntry(ctx, name, dns.TypeA)
+	if e == nil {
+		if errors.Is(err, dmarc.ErrNXDomain) { // an invalid name
+			return false, nil
+		}
+		return false, err
 	}
-	return false, err
+	f, _ := e.value().(*lookupFailure)
+	switch {
+	case f == nil, errors.Is(f.unwrap, dmarc.ErrNoRecords):
+		return true, nil
+	case errors.Is(f.unwrap, dmarc.ErrNXDomain):
+		return e.canonical() != e.name, nil
+	}
+	return false, e.err()
 }
 
 // LookupIPAddr returns the IPv4 and IPv6 addresses of host, IPv4 first, in
@@ -403,6 +413,17 @@ func lookupView[T any](r *Resolver, ctx context.Context, name string, qtype uint
 // is none to describe the outcome: an invalid name, or a caller that gave
 // up.
 func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entry, error) {
+	e, err := r.lookupEntry(ctx, name, qtype)
+	if e == nil {
+		return nil, err
+	}
+	return e, e.err()
+}
+
+// lookupEntry is lookup without making the error of a negative entry:
+// the error is that of a lookup with no entry (an invalid name, a caller
+// that gave up), and nil with an entry.
+func (r *Resolver) lookupEntry(ctx context.Context, name string, qtype uint16) (*entry, error) {
 	n, err := normalize(name)
 	if err != nil {
 		r.stats.invalidNames.Add(1)
@@ -411,7 +432,7 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entr
 	k := key{n, qtype}
 	if e := r.cache.get(k, r.now()); e != nil {
 		r.stats.hit(e)
-		return e, e.err()
+		return e, nil
 	}
 	return r.resolve(ctx, k)
 }
@@ -431,7 +452,7 @@ func (r *Resolver) resolve(ctx context.Context, k key) (*entry, error) {
 		if e := r.cache.get(k, r.now()); e != nil {
 			r.mu.Unlock()
 			r.stats.hit(e)
-			return e, e.err()
+			return e, nil
 		}
 		r.stats.misses.Add(1)
 		c = &call{done: make(chan struct{})}
@@ -442,7 +463,7 @@ func (r *Resolver) resolve(ctx context.Context, k key) (*entry, error) {
 
 	select {
 	case <-c.done:
-		return c.e, c.e.err()
+		return c.e, nil
 	case <-ctx.Done():
 		return nil, newError(k.name, k.qtype, "", fmt.Errorf("%w: %w", dmarc.ErrTemporary, ctx.Err()))
 	}
@@ -516,7 +537,7 @@ func (r *Resolver) query(ctx context.Context, k key) *entry {
 			return e.alias(canonical)
 		case msg.Rcode == dns.RcodeNameError:
 			r.stats.nxdomain.Add(1)
-			return r.negative(e, msg, limit, newError(k.name, k.qtype, server, dmarc.ErrNXDomain)).alias(canonical)
+			return r.negative(e, msg, limit, r.sharedFailure(k.qtype, server, dmarc.ErrNXDomain)).alias(canonical)
 		case owner != target && findSOA(msg.Ns) == nil:
 			// The chain left the server's zones: it gave the CNAME and no
 			// verdict on the target (no SOA of a NODATA), so ask for the
@@ -525,7 +546,7 @@ func (r *Resolver) query(ctx context.Context, k key) *entry {
 			continue
 		}
 		r.stats.nodata.Add(1)
-		return r.negative(e, msg, limit, newError(k.name, k.qtype, server, dmarc.ErrNoRecords)).alias(canonical)
+		return r.negative(e, msg, limit, r.sharedFailure(k.qtype, server, dmarc.ErrNoRecords)).alias(canonical)
 	}
 }
 
@@ -533,13 +554,13 @@ func (r *Resolver) query(ctx context.Context, k key) *entry {
 // §5: the smaller of the SOA's TTL and its MINIMUM field, or
 // Config.NegativeTTL without an SOA; never longer than a CNAME that led
 // there (limit), and clamped to [MinTTL, NegativeMaxTTL].
-func (r *Resolver) negative(e *entry, msg *dns.Msg, limit time.Duration, err *net.DNSError) *entry {
+func (r *Resolver) negative(e *entry, msg *dns.Msg, limit time.Duration, f *lookupFailure) *entry {
 	ttl := r.cfg.NegativeTTL
 	if soa := findSOA(msg.Ns); soa != nil {
 		ttl = seconds(min(soa.Hdr.Ttl, soa.Minttl))
 	}
 	e.expires = r.now() + min(max(min(ttl, limit), r.cfg.MinTTL), r.cfg.NegativeMaxTTL)
-	e.val = err
+	e.val = f
 	return e
 }
 
@@ -549,7 +570,7 @@ func (r *Resolver) failure(k key, server string, cause error) *entry {
 	r.stats.temporary.Add(1)
 	e := &entry{
 		name: k.name, qtype: k.qtype, rcode: dns.RcodeServerFailure,
-		val: newError(k.name, k.qtype, server, fmt.Errorf("%w: %w", dmarc.ErrTemporary, cause)),
+		val: newFailure(k.qtype, server, fmt.Errorf("%w: %w", dmarc.ErrTemporary, cause)),
 	}
 	if r.cfg.ServerFailureTTL > 0 {
 		e.expires = r.now() + r.cfg.ServerFailureTTL
@@ -638,16 +659,37 @@ func (e rcodeError) Error() string {
 // newError returns the error of a lookup: a *net.DNSError, with the flags
 // the standard library would set, that unwraps to err.
 func newError(name string, qtype uint16, server string, err error) *net.DNSError {
-	return &net.DNSError{
-		UnwrapErr:   err,
-		Err:         dns.Type(qtype).String() + ": " + err.Error(),
-		Name:        name,
-		Server:      server,
-		IsNotFound:  errors.Is(err, dmarc.ErrNXDomain) || errors.Is(err, dmarc.ErrNoRecords),
-		IsTemporary: errors.Is(err, dmarc.ErrTemporary),
-		IsTimeout:   isTimeout(err),
-	}
+	return newFailure(qtype, server, err).error(name)
 }
+
+// sharedFailure returns the lookupFailure of qtype from server for err,
+// dmarc.ErrNXDomain or ErrNoRecords, made once: the negative entries share
+// it.
+func (r *Resolver) sharedFailure(qtype uint16, server string, err error) *lookupFailure {
+	k := failureKey{server, qtype, err}
+	r.failuresMu.Lock()
+	defer r.failuresMu.Unlock()
+	f := r.failures[k]
+	if f == nil {
+		if r.failures == nil || len(r.failures) >= maxSharedFailures {
+			r.failures = make(map[failureKey]*lookupFailure)
+		}
+		f = newFailure(qtype, server, err)
+		r.failures[k] = f
+	}
+	return f
+}
+
+// failureKey names a shared lookupFailure.
+type failureKey struct {
+	server string
+	qtype  uint16
+	err    error
+}
+
+// maxSharedFailures bounds Resolver.failures: the nameservers times the
+// query types asked times two, far fewer unless the servers change.
+const maxSharedFailures = 256
 
 func isTimeout(err error) bool {
 	var nerr net.Error

@@ -1030,3 +1030,25 @@ func TestEntryFitsTheSixtyFourByteSizeClass(t *testing.T) {
 		t.Errorf("entry is %d bytes, want at most 64", n)
 	}
 }
+
+// Negative entries of one server and type share the description of their
+// error; each lookup must still get an error naming what it looked up.
+func TestNegativeAnswersNameTheirOwnName(t *testing.T) {
+	s := dnstest.Start(t, soaCom, `host.example.com. 300 IN A 192.0.2.1`)
+	r, _ := newResolver(t, s, Config{})
+	for range 2 { // from the nameserver, then from the cache
+		for _, name := range []string{"_dmarc.a.example.com", "_dmarc.b.example.com", "host.example.com"} {
+			_, err := r.LookupTXT(context.Background(), name)
+			var derr *net.DNSError
+			if !errors.As(err, &derr) {
+				t.Fatalf("%s: %v is not a *net.DNSError", name, err)
+			}
+			if derr.Name != name || derr.Server != s.Addr() || !derr.IsNotFound || derr.IsTemporary {
+				t.Errorf("%s: Name %q, Server %q, IsNotFound %v, IsTemporary %v", name, derr.Name, derr.Server, derr.IsNotFound, derr.IsTemporary)
+			}
+		}
+	}
+	if got := len(r.failures); got != 2 {
+		t.Errorf("%d shared failures, want 2 (NXDOMAIN and NODATA for TXT from one server)", got)
+	}
+}

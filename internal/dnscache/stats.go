@@ -57,7 +57,7 @@ type counters struct {
 // hit counts an answer from the cache.
 func (c *counters) hit(e *entry) {
 	switch {
-	case e.err() == nil:
+	case !e.failed():
 		c.hits.Add(1)
 	case e.rcode == dns.RcodeServerFailure:
 		c.failureHits.Add(1)
