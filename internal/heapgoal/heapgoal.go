@@ -40,9 +40,12 @@ var names = []string{"/gc/heap/live:bytes", "/gc/scan/stack:bytes", "/gc/scan/gl
 // Tuner sets GOGC after every collection. Only one should run at a time.
 type Tuner struct {
 	target  uint64
-	stopped atomic.Bool
-	percent atomic.Int64
-	mu      sync.Mutex // samples: finalizers run one at a time, but Stop may race
+	percent atomic.Int64 // read by Percent without the lock
+
+	// mu serializes tune and Stop, so that a tune in progress cannot set
+	// GOGC again after Stop restored it.
+	mu      sync.Mutex
+	stopped bool
 	samples []metrics.Sample
 }
 
@@ -63,9 +66,12 @@ func (t *Tuner) Percent() int { return int(t.percent.Load()) }
 
 // Stop ends the tuning and restores Go's default GOGC.
 func (t *Tuner) Stop() {
-	if t.stopped.Swap(true) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
 		return
 	}
+	t.stopped = true
 	debug.SetGCPercent(minPercent)
 	t.percent.Store(minPercent)
 }
@@ -74,11 +80,9 @@ func (t *Tuner) Stop() {
 // runs after the next collection, tunes, and arms again.
 func (t *Tuner) arm() {
 	runtime.SetFinalizer(&sentinel{}, func(*sentinel) {
-		if t.stopped.Load() {
-			return
+		if t.tune() {
+			t.arm()
 		}
-		t.tune()
-		t.arm()
 	})
 }
 
@@ -87,11 +91,13 @@ func (t *Tuner) arm() {
 // runtime packs together, whose finalizers may never run.
 type sentinel struct{ _ *int }
 
-func (t *Tuner) tune() {
+// tune sets GOGC for the live heap of the last collection. It reports
+// false, doing nothing, once Stop was called.
+func (t *Tuner) tune() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.stopped.Load() {
-		return
+	if t.stopped {
+		return false
 	}
 	metrics.Read(t.samples)
 	var v [3]uint64
@@ -105,6 +111,7 @@ func (t *Tuner) tune() {
 		debug.SetGCPercent(p)
 		t.percent.Store(int64(p))
 	}
+	return true
 }
 
 // Percent returns the GOGC value that makes the collector's goal target
