@@ -12,7 +12,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/dmarcd/dmarcd/dmarc"
-	"github.com/dmarcd/dmarcd/report/ingest"
+	"github.com/dmarcd/dmarcd/report/failure/failuretest"
 )
 
 func record(t *testing.T, txt string, spec dmarc.Spec) *dmarc.Record {
@@ -255,20 +255,7 @@ func TestComposeWritesAnRFC6591Report(t *testing.T) {
 				t.Errorf("body present = %v, want %v", !whole, whole)
 			}
 			// Our own reader of reports others send must read ours.
-			var got []*ingest.Failure
-			err = ingest.ParseMessage(bytes.NewReader(msg), ingest.DefaultLimits(), func(it ingest.Item) error {
-				if it.Err != nil {
-					t.Errorf("ingest: %v", it.Err)
-				}
-				if it.Failure != nil {
-					got = append(got, it.Failure)
-				}
-				return nil
-			})
-			if err != nil || len(got) != 1 {
-				t.Fatalf("ingest: %v, %d failures", err, len(got))
-			}
-			if f := got[0]; f.ReportedDomain != "example.org" || f.AuthFailure != "dmarc" || f.OriginalMessageID == "" {
+			if f := failuretest.Read(t, msg); f.ReportedDomain != "example.org" || f.AuthFailure != "dmarc" || f.OriginalMessageID == "" {
 				t.Errorf("ingest read %+v", f)
 			}
 		})
