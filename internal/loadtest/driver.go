@@ -150,10 +150,11 @@ func Drive(ctx context.Context, o DriveOptions) DriveResult {
 				if o.Count > 0 && n >= o.Count {
 					break
 				}
-				m := o.Corpus.Message(o.First + n)
+				message := o.Corpus.Message
 				if o.Warm {
-					m = o.Corpus.WarmMessage(o.First + n)
+					message = o.Corpus.WarmMessage
 				}
+				m := message(o.First + n)
 				t0 := time.Now()
 				out, err := send(client, m, func(s *gomilter.ClientSession) {
 					noReply.Do(func() {
