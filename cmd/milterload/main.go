@@ -199,6 +199,7 @@ func runAB(args []string) error {
 	fs.IntVar(&o.Rounds, "rounds", 5, "rounds of A and B")
 	fs.DurationVar(&o.Duration, "d", 8*time.Second, "length of each run")
 	fs.IntVar(&o.Concurrency, "c", 16, "concurrent sessions")
+	fs.IntVar(&o.Domains, "domains", 10000, "From domains, all cached before the runs")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
