@@ -611,7 +611,15 @@ attempts = 0
 [dns]
 cache_size = 0
 `,
-		line: 2, key: "dns.cache_size", msg: `must be at least 1`,
+		line: 2, key: "dns.cache_size", msg: `must be from 1 to 100000000, not 0`,
+	},
+	{
+		name: "a DNS cache too large to number its slots",
+		toml: `
+[dns]
+cache_size = 3000000000
+`,
+		line: 2, key: "dns.cache_size", msg: `must be from 1 to 100000000, not 3000000000`,
 	},
 	{
 		name: "a bad address in an inline array of listener tables",

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd/dmarc"
+	"github.com/dmarcd/dmarcd/internal/dnscache"
 )
 
 // Limits that Validate enforces.
@@ -469,8 +470,8 @@ func (v *validator) dns(d *DNS, budget Duration) {
 	if d.Attempts < 1 {
 		v.fail("dns.attempts", "must be at least 1, not %d", d.Attempts)
 	}
-	if d.CacheSize < 1 {
-		v.fail("dns.cache_size", "must be at least 1, not %d", d.CacheSize)
+	if d.CacheSize < 1 || d.CacheSize > dnscache.MaxEntries {
+		v.fail("dns.cache_size", "must be from 1 to %d, not %d", dnscache.MaxEntries, d.CacheSize)
 	}
 	if d.MinTTL < 0 {
 		v.fail("dns.min_ttl", "must not be negative")

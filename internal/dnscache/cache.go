@@ -2,6 +2,7 @@ package dnscache
 
 import (
 	"errors"
+	"hash/maphash"
 	"net"
 	"sync"
 	"time"
@@ -17,9 +18,8 @@ type key struct {
 	qtype uint16
 }
 
-// entry is one cached outcome of a lookup. Everything but the list links is
-// set before the entry is published and never changed, so a reader can use
-// it without a lock.
+// entry is one cached outcome of a lookup. It is never changed once made:
+// the cache keeps a copy in a slot and hands out copies.
 //
 // A cache of a busy MX holds one entry per From domain seen in the last
 // hour, so the entry is kept small: it holds the records only in the shape
@@ -40,8 +40,6 @@ type entry struct {
 	// An answer found through a CNAME wraps either in an *aliased. One
 	// field for all saves 32 bytes an entry.
 	val any
-
-	prev, next *entry // LRU list, guarded by cache.mu
 
 	qtype uint16 // the key's query type
 	rcode uint16 // dns.RcodeSuccess, RcodeNameError or RcodeServerFailure
@@ -135,66 +133,93 @@ func (f *lookupFailure) error(name string) *net.DNSError {
 }
 
 // cache is a map of entries bounded by a least-recently-used list. One
-// mutex guards both: a hit is a map read and two pointer swaps, short
-// enough that a milter's concurrency does not make it contended.
+// mutex guards both: a hit is a map read, a copy and a few index swaps,
+// short enough that a milter's concurrency does not make it contended.
 //
-// The entries are kept in one map per query type, keyed by name: a slot
-// of 24 bytes where a map keyed by name and type has 32. With 100,000
-// From domains cached the maps are a third of the cache's memory.
+// It is laid out for the garbage collector, which traces everything a full
+// cache holds at every collection. With 100,000 From domains cached, a map
+// of names to entries linked by pointers was three quarters of the live
+// heap, and collections took a fifth of the daemon's CPU. So the
+// entries live in slots, allocated in chunks and reused through a free
+// list, linked by index; and the map goes from a keyed hash of the name and
+// type to a slot index, so that it holds no pointer to trace. A slot's
+// name is compared on every hit: two keys of one hash (a chance of 2^-64
+// per pair, and the seed is random) share a slot, one replacing the other,
+// and are never mistaken for each other.
+//
+// The slots' memory stays at the most entries the cache held, at most max.
 type cache struct {
-	mu     sync.Mutex
-	max    int
-	n      int
-	tables []table // one per query type met: a handful
-	lru    entry   // sentinel: lru.next is the most recently used
+	mu    sync.Mutex
+	max   int
+	n     int
+	index map[uint64]int32 // hash of a key → its slot
+	// hash is a keyed hash of a key; a field so that a test can make
+	// keys collide.
+	hash   func(name string, qtype uint16) uint64
+	chunks []*[chunkSize]slot
+	used   int32 // slots handed out so far, slot 0 (the LRU sentinel) included
+	free   int32 // first slot of the free list, linked by next; 0 when empty
 
 	evictions *counter
 }
 
-// table holds the entries of one query type.
-type table struct {
-	qtype   uint16
-	entries map[string]*entry
+// slot holds an entry in the cache, and its place in the LRU list. Slot 0
+// is the list's sentinel: its next is the most recently used entry.
+type slot struct {
+	entry
+	prev, next int32
 }
 
+// chunkSize is the number of slots allocated at once: 56 KiB.
+const chunkSize = 1024
+
 func newCache(max int, evictions *counter) *cache {
-	c := &cache{max: max, evictions: evictions}
-	c.lru.next, c.lru.prev = &c.lru, &c.lru
+	seed := maphash.MakeSeed()
+	c := &cache{max: max, index: map[uint64]int32{}, evictions: evictions}
+	c.hash = func(name string, qtype uint16) uint64 {
+		return maphash.String(seed, name) ^ uint64(qtype)*0x9e3779b97f4a7c15
+	}
+	c.alloc() // the sentinel, linked to itself
 	return c
 }
 
-// table returns the entries of qtype, nil if there are none and not
-// create.
-func (c *cache) table(qtype uint16, create bool) map[string]*entry {
-	for _, t := range c.tables {
-		if t.qtype == qtype {
-			return t.entries
-		}
+// slot returns slot i.
+func (c *cache) slot(i int32) *slot {
+	return &c.chunks[uint32(i)/chunkSize][uint32(i)%chunkSize]
+}
+
+// find returns the slot of k, 0 if there is none.
+func (c *cache) find(k key) (int32, uint64) {
+	h := c.hash(k.name, k.qtype)
+	i := c.index[h]
+	if i == 0 {
+		return 0, h
 	}
-	if !create {
-		return nil
+	if s := c.slot(i); s.qtype != k.qtype || s.name != k.name {
+		return 0, h // another key of the same hash
 	}
-	t := table{qtype, map[string]*entry{}}
-	c.tables = append(c.tables, t)
-	return t.entries
+	return i, h
 }
 
 // get returns the entry for k if it has not expired at now, and marks it
 // recently used. An expired entry is removed.
-func (c *cache) get(k key, now time.Duration) *entry {
+func (c *cache) get(k key, now time.Duration) (entry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.table(k.qtype, false)[k.name]
-	if e == nil {
-		return nil
+	i, h := c.find(k)
+	if i == 0 {
+		return entry{}, false
 	}
-	if now >= e.expires {
-		c.remove(e)
-		return nil
+	s := c.slot(i)
+	if now >= s.expires {
+		c.remove(i, h)
+		return entry{}, false
 	}
-	c.unlink(e)
-	c.pushFront(e)
-	return e
+	if c.slot(0).next != i {
+		c.unlink(i)
+		c.pushFront(i)
+	}
+	return s.entry, true
 }
 
 // has reports whether an entry for k is there and not expired at now,
@@ -202,24 +227,28 @@ func (c *cache) get(k key, now time.Duration) *entry {
 func (c *cache) has(k key, now time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.table(k.qtype, false)[k.name]
-	return e != nil && now < e.expires
+	i, _ := c.find(k)
+	return i != 0 && now < c.slot(i).expires
 }
 
-// put stores e, replacing any entry for the same key, and evicts the least
-// recently used entries beyond the cap.
+// put stores e, replacing any entry for the same key (or of the same
+// hash), and evicts the least recently used entries beyond the cap.
 func (c *cache) put(e *entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := c.table(e.qtype, true)
-	if old := t[e.name]; old != nil {
-		c.remove(old)
+	h := c.hash(e.name, e.qtype)
+	if old := c.index[h]; old != 0 {
+		c.remove(old, h)
 	}
-	t[e.name] = e
+	i := c.alloc()
+	c.slot(i).entry = *e
+	c.index[h] = i
 	c.n++
-	c.pushFront(e)
+	c.pushFront(i)
 	for c.n > c.max {
-		c.remove(c.lru.prev)
+		last := c.slot(0).prev
+		s := c.slot(last)
+		c.remove(last, c.hash(s.name, s.qtype))
 		c.evictions.Add(1)
 	}
 }
@@ -230,19 +259,38 @@ func (c *cache) len() int {
 	return c.n
 }
 
-func (c *cache) remove(e *entry) {
-	c.unlink(e)
-	delete(c.table(e.qtype, false), e.name)
+// alloc returns an unused slot, unlinked.
+func (c *cache) alloc() int32 {
+	if i := c.free; i != 0 {
+		c.free = c.slot(i).next
+		return i
+	}
+	if int(c.used) == len(c.chunks)*chunkSize {
+		c.chunks = append(c.chunks, new([chunkSize]slot))
+	}
+	c.used++
+	return c.used - 1
+}
+
+// remove drops slot i, whose key has hash h, and puts it on the free list,
+// emptied so that it holds nothing for the collector to keep.
+func (c *cache) remove(i int32, h uint64) {
+	c.unlink(i)
+	delete(c.index, h)
+	*c.slot(i) = slot{next: c.free}
+	c.free = i
 	c.n--
 }
 
-func (c *cache) unlink(e *entry) {
-	e.prev.next, e.next.prev = e.next, e.prev
-	e.prev, e.next = nil, nil
+func (c *cache) unlink(i int32) {
+	s := c.slot(i)
+	c.slot(s.prev).next, c.slot(s.next).prev = s.next, s.prev
+	s.prev, s.next = 0, 0
 }
 
-func (c *cache) pushFront(e *entry) {
-	e.prev, e.next = &c.lru, c.lru.next
-	c.lru.next.prev = e
-	c.lru.next = e
+func (c *cache) pushFront(i int32) {
+	s, head := c.slot(i), c.slot(0)
+	s.prev, s.next = 0, head.next
+	c.slot(head.next).prev = i
+	head.next = i
 }

@@ -57,7 +57,8 @@ type Config struct {
 	Attempts int
 
 	// MaxEntries caps the number of cached answers; beyond it the least
-	// recently used are dropped. The default is 10000.
+	// recently used are dropped. The default is 10000, the most
+	// dnscache.MaxEntries.
 	MaxEntries int
 
 	// MinTTL raises shorter TTLs, positive and negative. The default is 0:
@@ -95,6 +96,10 @@ type Config struct {
 	// time.Now; tests set a fake clock.
 	Now func() time.Time
 }
+
+// MaxEntries is the largest Config.MaxEntries: the cache's slots are
+// numbered with 32 bits, and 100 million answers take some 20 GiB.
+const MaxEntries = 100_000_000
 
 // Defaults of Config.
 const (
@@ -178,6 +183,8 @@ func New(cfg Config) (*Resolver, error) {
 		return nil, errors.New("dnscache: negative duration in configuration")
 	case cfg.Attempts < 0 || cfg.MaxEntries < 0:
 		return nil, errors.New("dnscache: negative Attempts or MaxEntries")
+	case cfg.MaxEntries > MaxEntries:
+		return nil, fmt.Errorf("dnscache: MaxEntries %d is above %d", cfg.MaxEntries, MaxEntries)
 	case cfg.MinTTL > cfg.MaxTTL:
 		return nil, fmt.Errorf("dnscache: MinTTL %v is above MaxTTL %v", cfg.MinTTL, cfg.MaxTTL)
 	case cfg.UDPSize < dns.MinMsgSize:
@@ -277,12 +284,12 @@ type Answer struct {
 // with concurrent callers of the same name and type, runs to its end
 // (Config.Timeout and Attempts bound it) and fills the cache for them.
 func (r *Resolver) Lookup(ctx context.Context, name string, qtype uint16) (Answer, error) {
-	e, err := r.lookup(ctx, name, qtype)
-	if e == nil {
+	e, err := r.lookupEntry(ctx, name, qtype)
+	if err != nil {
 		return Answer{}, err
 	}
 	a := Answer{Name: e.name, Canonical: e.canonical(), Rcode: int(e.rcode), TTL: max(e.expires-r.now(), 0)}
-	return a, err
+	return a, e.err()
 }
 
 // LookupTXT returns the TXT records at name, each with its
@@ -324,7 +331,7 @@ func (r *Resolver) CachedTXT(name string) bool {
 // owns the CNAME. A name that cannot exist (ErrInvalidName) does not.
 func (r *Resolver) Exists(ctx context.Context, name string) (bool, error) {
 	e, err := r.lookupEntry(ctx, name, dns.TypeA)
-	if e == nil {
+	if err != nil {
 		if errors.Is(err, dmarc.ErrNXDomain) { // an invalid name
 			return false, nil
 		}
@@ -409,13 +416,13 @@ func lookupView[T any](r *Resolver, ctx context.Context, name string, qtype uint
 }
 
 // lookup returns the entry for name and qtype, from the cache or from the
-// nameservers, and the error that goes with it. The entry is nil when there
-// is none to describe the outcome: an invalid name, or a caller that gave
-// up.
-func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entry, error) {
+// nameservers, and the error that goes with it: the entry's, or that of a
+// lookup with no entry to describe the outcome (an invalid name, a caller
+// that gave up).
+func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (entry, error) {
 	e, err := r.lookupEntry(ctx, name, qtype)
-	if e == nil {
-		return nil, err
+	if err != nil {
+		return entry{}, err
 	}
 	return e, e.err()
 }
@@ -423,15 +430,15 @@ func (r *Resolver) lookup(ctx context.Context, name string, qtype uint16) (*entr
 // lookupEntry is lookup without making the error of a negative entry:
 // the error is that of a lookup with no entry (an invalid name, a caller
 // that gave up), and nil with an entry.
-func (r *Resolver) lookupEntry(ctx context.Context, name string, qtype uint16) (*entry, error) {
+func (r *Resolver) lookupEntry(ctx context.Context, name string, qtype uint16) (entry, error) {
 	n, err := normalize(name)
 	if err != nil {
 		r.stats.invalidNames.Add(1)
-		return nil, newError(name, qtype, "", fmt.Errorf("%w: %v", ErrInvalidName, err))
+		return entry{}, newError(name, qtype, "", fmt.Errorf("%w: %v", ErrInvalidName, err))
 	}
 	k := key{n, qtype}
-	if e := r.cache.get(k, r.now()); e != nil {
-		r.stats.hit(e)
+	if e, ok := r.cache.get(k, r.now()); ok {
+		r.stats.hit(&e)
 		return e, nil
 	}
 	return r.resolve(ctx, k)
@@ -441,7 +448,7 @@ func (r *Resolver) lookupEntry(ctx context.Context, name string, qtype uint16) (
 // lookup of another caller already doing so. The query runs apart from the
 // callers, so that the one who started it may give up (ctx) without failing
 // the others; its answer is cached for whoever asks next.
-func (r *Resolver) resolve(ctx context.Context, k key) (*entry, error) {
+func (r *Resolver) resolve(ctx context.Context, k key) (entry, error) {
 	r.mu.Lock()
 	c := r.inflight[k]
 	if c != nil {
@@ -449,9 +456,9 @@ func (r *Resolver) resolve(ctx context.Context, k key) (*entry, error) {
 	} else {
 		// The lookup that filled the cache may have ended between our
 		// miss and now; it caches before it leaves inflight.
-		if e := r.cache.get(k, r.now()); e != nil {
+		if e, ok := r.cache.get(k, r.now()); ok {
 			r.mu.Unlock()
-			r.stats.hit(e)
+			r.stats.hit(&e)
 			return e, nil
 		}
 		r.stats.misses.Add(1)
@@ -463,9 +470,9 @@ func (r *Resolver) resolve(ctx context.Context, k key) (*entry, error) {
 
 	select {
 	case <-c.done:
-		return c.e, nil
+		return *c.e, nil
 	case <-ctx.Done():
-		return nil, newError(k.name, k.qtype, "", fmt.Errorf("%w: %w", dmarc.ErrTemporary, ctx.Err()))
+		return entry{}, newError(k.name, k.qtype, "", fmt.Errorf("%w: %w", dmarc.ErrTemporary, ctx.Err()))
 	}
 }
 

@@ -900,6 +900,7 @@ func TestConfig(t *testing.T) {
 			"MinTTL above MaxTTL":  {Nameservers: []string{"192.0.2.1"}, MinTTL: 2 * time.Hour, MaxTTL: time.Hour},
 			"a UDP size below 512": {Nameservers: []string{"192.0.2.1"}, UDPSize: 100},
 			"negative MaxEntries":  {Nameservers: []string{"192.0.2.1"}, MaxEntries: -1},
+			"MaxEntries too large": {Nameservers: []string{"192.0.2.1"}, MaxEntries: MaxEntries + 1},
 		} {
 			if _, err := New(cfg); err == nil {
 				t.Errorf("%s: no error", name)
@@ -1022,12 +1023,12 @@ func TestCachedTXT(t *testing.T) {
 	}
 }
 
-func TestEntryFitsTheSixtyFourByteSizeClass(t *testing.T) {
+func TestASlotIsFiftySixBytes(t *testing.T) {
 	// A busy MX caches an entry for each From domain of the last hour, and
 	// make bench measures dmarcd's memory with 100,000 of them: a field
 	// added to entry should be a decision, not an accident.
-	if n := unsafe.Sizeof(entry{}); n > 64 {
-		t.Errorf("entry is %d bytes, want at most 64", n)
+	if n := unsafe.Sizeof(slot{}); n > 56 {
+		t.Errorf("slot is %d bytes, want at most 56", n)
 	}
 }
 
