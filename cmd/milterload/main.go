@@ -90,7 +90,7 @@ func runBench(args []string) error {
 	fs.IntVar(&o.Domains, "domains", 10000, "From domains of the measured runs")
 	fs.IntVar(&o.RSSDomains, "rss-domains", 100000, "distinct From domains for dmarcd's memory measurement; 0 skips it")
 	fs.IntVar(&o.Concurrency, "c", 16, "concurrent sessions")
-	fs.IntVar(&o.Rounds, "rounds", 3, "rounds: each server is measured this many times on each transport, in turns; the table gives medians")
+	fs.IntVar(&o.Rounds, "rounds", 5, "rounds: each server is measured this many times on each transport, in turns; the table gives medians")
 	fs.DurationVar(&o.Duration, "d", 10*time.Second, "bound of each measured run in time")
 	fs.IntVar(&o.Count, "n", 0, "bound of each measured run in messages; 0 = none")
 	fs.IntVar(&o.Warmup, "warmup", 500, "messages sent before each measured run")
