@@ -116,7 +116,9 @@
 // With PostgreSQL, each node runs its own Writer. Counts are upserted
 // (count = count + EXCLUDED.count) in key order, so that concurrent
 // transactions sum exactly and never deadlock. Report creation takes a
-// per-domain transaction lock. The sender lease is a session advisory lock
+// per-domain transaction lock, and enqueueing a failure report a lock per
+// deduplication key (in key order), so that two nodes seeing the same
+// failure at once queue it once. The sender lease is a session advisory lock
 // on a connection of its own: see advisoryLease for why it beats a lease
 // row. Connect directly or through a pooler in session mode.
 //

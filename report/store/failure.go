@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -103,8 +104,24 @@ var _ FailureQueue = (*DB)(nil)
 
 // EnqueueFailures implements FailureQueue.
 func (db *DB) EnqueueFailures(ctx context.Context, fs []NewFailure, window time.Duration) (queued, duplicates int, err error) {
+	// Two nodes (or two connections of one) enqueueing the same failure at
+	// once would each find no copy and each insert one: with PostgreSQL's
+	// READ COMMITTED, neither sees the other's row until it commits. A
+	// lock per dedup key makes the second wait for the first's commit, and
+	// taking them in one order keeps two batches from deadlocking.
+	keys := make([]string, 0, len(fs))
+	for _, f := range fs {
+		keys = append(keys, string(f.DedupKey))
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		queued, duplicates = 0, 0
+		for _, k := range keys {
+			if err := db.d.lock(ctx, tx, "failure/"+k); err != nil {
+				return err
+			}
+		}
 		for _, f := range fs {
 			created := f.Created
 			if created.IsZero() {

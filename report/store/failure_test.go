@@ -3,10 +3,14 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dmarcd/dmarcd/report/store"
+	"github.com/dmarcd/dmarcd/report/store/storetest"
 )
 
 func TestFailureQueue(t *testing.T) {
@@ -108,6 +112,66 @@ func TestFailureQueue(t *testing.T) {
 
 			if err := db.FinishFailure(ctx, store.FailureAttempt{ID: 9999, State: store.FailureSent}); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("unknown id: %v", err)
+			}
+		})
+	}
+}
+
+// TestFailureEnqueuedByTwoNodesAtOnceIsQueuedOnce races nodes sharing one
+// store (two handles on one PostgreSQL schema; one SQLite file takes one
+// node) to enqueue the same failures at the same instant: each must be
+// queued once, as the dedup window says.
+func TestFailureEnqueuedByTwoNodesAtOnceIsQueuedOnce(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	for _, d := range drivers {
+		t.Run(d.name, func(t *testing.T) {
+			d.need(t)
+			var nodes []*store.DB
+			if d.name == "postgres" {
+				dsn := storetest.PostgresDSN(t)
+				for range 2 {
+					db, err := store.OpenPostgres(ctx, dsn, store.Options{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { db.Close() })
+					nodes = append(nodes, db)
+				}
+			} else {
+				nodes = append(nodes, d.open(t, store.Options{}))
+			}
+			nf := func(key string) store.NewFailure {
+				return store.NewFailure{PolicyDomain: "example.org", Destination: "ruf@example.org", DestDomain: "example.org",
+					DedupKey: []byte(key), Incident: []byte(`{"x":1}`), Created: t0}
+			}
+			const rounds, racers = 20, 8
+			for k := range rounds {
+				// Each racer brings two incidents, half of them in the
+				// other order: no racer may wait on another for ever.
+				a, b := nf(fmt.Sprintf("incident %d", k)), nf(fmt.Sprintf("incident %d bis", k))
+				var wg sync.WaitGroup
+				var queued atomic.Int64
+				start := make(chan struct{})
+				for i := range racers {
+					batch := []store.NewFailure{a, b}
+					if i%2 == 1 {
+						batch = []store.NewFailure{b, a}
+					}
+					wg.Go(func() {
+						<-start
+						q, _, err := nodes[i%len(nodes)].EnqueueFailures(ctx, batch, time.Hour)
+						if err != nil {
+							t.Error(err)
+						}
+						queued.Add(int64(q))
+					})
+				}
+				close(start)
+				wg.Wait()
+				if n := queued.Load(); n != 2 {
+					t.Fatalf("round %d: two incidents queued %d times by %d racers, want once each", k, n, racers)
+				}
 			}
 		})
 	}

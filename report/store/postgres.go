@@ -28,8 +28,8 @@ func postgresDialect(schema string) *dialect {
 			_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(schema, "migrate"))
 			return err
 		},
-		lockDomain: func(ctx context.Context, tx *sql.Tx, domain string) error {
-			_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(schema, "report/"+domain))
+		lock: func(ctx context.Context, tx *sql.Tx, name string) error {
+			_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey(schema, name))
 			return err
 		},
 	}

@@ -62,8 +62,10 @@ type dialect struct {
 	maxParams int
 	// lockMigrations serializes schema migrations of concurrent openers.
 	lockMigrations func(ctx context.Context, tx *sql.Tx) error
-	// lockDomain serializes report creation for one domain.
-	lockDomain func(ctx context.Context, tx *sql.Tx, domain string) error
+	// lock serializes the transactions that take the same name until they
+	// end, across nodes: "report/<domain>" for report creation,
+	// "failure/<dedup key>" for enqueueing a failure report.
+	lock func(ctx context.Context, tx *sql.Tx, name string) error
 }
 
 // DB is a Store in SQLite or PostgreSQL. Open one with Open, OpenSQLite or
@@ -562,7 +564,7 @@ func (db *DB) CreateReport(ctx context.Context, nr NewReport) (rep Report, creat
 	id := ReportID(db.opts.Reporter, domain, nr.Period)
 	begin, end := nr.Period.Begin.Unix(), nr.Period.End.Unix()
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		if err := db.d.lockDomain(ctx, tx, domain); err != nil {
+		if err := db.d.lock(ctx, tx, "report/"+domain); err != nil {
 			return err
 		}
 		_, r, err := db.report(ctx, tx, id)

@@ -29,7 +29,7 @@ var sqliteDialect = &dialect{
 	// The one writer connection begins every transaction IMMEDIATE:
 	// taking the write lock first serializes whoever else opens the file.
 	lockMigrations: func(context.Context, *sql.Tx) error { return nil },
-	lockDomain:     func(context.Context, *sql.Tx, string) error { return nil },
+	lock:           func(context.Context, *sql.Tx, string) error { return nil },
 }
 
 // OpenSQLite opens the SQLite database at path, creating it (mode 0600)
