@@ -13,6 +13,12 @@ import (
 	"github.com/dmarcd/dmarcd/report/store/storetest"
 )
 
+// newFailure is a failure report of Example.org to its ruf, with key.
+func newFailure(key string, at time.Time) store.NewFailure {
+	return store.NewFailure{PolicyDomain: "Example.org", Destination: "ruf@example.org", DestDomain: "example.org",
+		DedupKey: []byte(key), Incident: []byte(`{"x":1}`), Created: at}
+}
+
 func TestFailureQueue(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
@@ -21,17 +27,13 @@ func TestFailureQueue(t *testing.T) {
 			d.need(t)
 			now := t0
 			db := d.open(t, store.Options{Now: func() time.Time { return now }})
-			nf := func(key string, at time.Time) store.NewFailure {
-				return store.NewFailure{PolicyDomain: "Example.org", Destination: "ruf@example.org", DestDomain: "example.org",
-					DedupKey: []byte(key), Incident: []byte(`{"x":1}`), Created: at}
-			}
 
 			t.Run("a failure seen twice within the window is queued once", func(t *testing.T) {
-				q, dup, err := db.EnqueueFailures(ctx, []store.NewFailure{nf("a", t0), nf("a", t0.Add(time.Minute)), nf("b", t0)}, time.Hour)
+				q, dup, err := db.EnqueueFailures(ctx, []store.NewFailure{newFailure("a", t0), newFailure("a", t0.Add(time.Minute)), newFailure("b", t0)}, time.Hour)
 				if err != nil || q != 2 || dup != 1 {
 					t.Fatalf("EnqueueFailures = %d, %d, %v; want 2, 1", q, dup, err)
 				}
-				q, dup, err = db.EnqueueFailures(ctx, []store.NewFailure{nf("a", t0.Add(2*time.Hour))}, time.Hour)
+				q, dup, err = db.EnqueueFailures(ctx, []store.NewFailure{newFailure("a", t0.Add(2*time.Hour))}, time.Hour)
 				if err != nil || q != 1 || dup != 0 {
 					t.Fatalf("after the window: %d, %d, %v; want 1, 0", q, dup, err)
 				}
@@ -141,15 +143,11 @@ func TestFailureEnqueuedByTwoNodesAtOnceIsQueuedOnce(t *testing.T) {
 			} else {
 				nodes = append(nodes, d.open(t, store.Options{}))
 			}
-			nf := func(key string) store.NewFailure {
-				return store.NewFailure{PolicyDomain: "example.org", Destination: "ruf@example.org", DestDomain: "example.org",
-					DedupKey: []byte(key), Incident: []byte(`{"x":1}`), Created: t0}
-			}
 			const rounds, racers = 20, 8
 			for k := range rounds {
 				// Each racer brings two incidents, half of them in the
 				// other order: no racer may wait on another for ever.
-				a, b := nf(fmt.Sprintf("incident %d", k)), nf(fmt.Sprintf("incident %d bis", k))
+				a, b := newFailure(fmt.Sprintf("incident %d", k), t0), newFailure(fmt.Sprintf("incident %d bis", k), t0)
 				var wg sync.WaitGroup
 				var queued atomic.Int64
 				start := make(chan struct{})
