@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmarcd/dmarcd/report/ingest/ingesttest"
 	"github.com/dmarcd/dmarcd/report/received"
 	"github.com/dmarcd/dmarcd/report/store"
 )
@@ -268,7 +269,7 @@ func TestACanceledImportStops(t *testing.T) {
 // issue names, and reads its totals back (no timing assertion: see
 // BenchmarkImport2000).
 func TestLargeReportImport(t *testing.T) {
-	data := largeReport("large-1", 2000)
+	data := ingesttest.LargeAggregate("large-1", 2000)
 	if len(data) < 850_000 || len(data) > 1_000_000 {
 		t.Fatalf("generated %d bytes, want ~900 KB", len(data))
 	}
@@ -277,7 +278,7 @@ func TestLargeReportImport(t *testing.T) {
 	start := time.Now()
 	sum := importAll(t, db, p)
 	t.Logf("%d bytes, 2,000 records imported in %v", len(data), time.Since(start))
-	m, c := largeTotals(2000)
+	m, c := ingesttest.LargeTotals(2000)
 	if sum.Reports != 1 || sum.Records != 2000 || sum.Messages != m {
 		t.Fatalf("summary %+v", sum)
 	}
@@ -292,7 +293,7 @@ func TestLargeReportImport(t *testing.T) {
 func BenchmarkImport2000(b *testing.B) {
 	db := openStore(b)
 	dir := b.TempDir()
-	tmpl := largeReport("RID-PLACEHOLDER", 2000)
+	tmpl := ingesttest.LargeAggregate("RID-PLACEHOLDER", 2000)
 	b.SetBytes(int64(len(tmpl)))
 	b.ReportAllocs()
 	i := 0
