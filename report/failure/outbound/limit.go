@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd/report/scheduler"
+	"github.com/dmarcd/dmarcd/report/store"
 )
 
 // limiter applies the per policy domain and per destination domain rate
@@ -20,21 +21,25 @@ type limiter struct {
 
 func newLimiter(ctx context.Context, st Store, now time.Time, perDomain, perDest scheduler.Rate) (*limiter, error) {
 	l := &limiter{perDomain: perDomain, perDest: perDest, domainUsed: map[string]int{}, destUsed: map[string]int{}}
+	var sent []store.FailureCount // per policy and destination domain, in perDomain's window
 	if !perDomain.Unlimited() {
-		cs, err := st.FailuresSent(ctx, now.Add(-perDomain.Per))
-		if err != nil {
+		var err error
+		if sent, err = st.FailuresSent(ctx, now.Add(-perDomain.Per)); err != nil {
 			return nil, err
 		}
-		for _, c := range cs {
+		for _, c := range sent {
 			l.domainUsed[c.PolicyDomain] += c.Count
 		}
 	}
 	if !perDest.Unlimited() {
-		cs, err := st.FailuresSent(ctx, now.Add(-perDest.Per))
-		if err != nil {
-			return nil, err
+		// The counts of perDomain's window serve when it is the same.
+		if perDomain.Unlimited() || perDest.Per != perDomain.Per {
+			var err error
+			if sent, err = st.FailuresSent(ctx, now.Add(-perDest.Per)); err != nil {
+				return nil, err
+			}
 		}
-		for _, c := range cs {
+		for _, c := range sent {
 			l.destUsed[c.DestDomain] += c.Count
 		}
 	}
