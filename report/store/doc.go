@@ -28,7 +28,10 @@
 // per UTC hour, so any report period of whole hours (RFC 7489 and 9990
 // periods are hours to days) adds up exactly. The published policy is kept
 // per domain and hour as last seen; the policy of a period is the one seen
-// last within it. Rows without a published policy (no DMARC record, or a
+// last within it. A node writes an hour's policy when it is new or differs
+// from the one that node wrote last (knownPolicies), not with every batch:
+// with several nodes, the policy kept is the last one a node saw change.
+// Rows without a published policy (no DMARC record, or a
 // DNS error) have no report to go to and are not stored.
 //
 // # Schema
@@ -40,7 +43,8 @@
 //
 //	agg_keys       key_hash PK, the key's columns (lists as JSON arrays), first_hour, last_hour
 //	agg_counts     (policy_domain, hour, key_hash) PK, count
-//	agg_hours      (policy_domain, hour) PK, messages, policy (JSON), policy_seen, has_rua
+//	agg_hours      (policy_domain, hour) PK, messages (0: no longer written), policy (JSON),
+//	               policy_seen, has_rua; written when the hour's policy is new or changed
 //	reports        id, report_id UNIQUE, (policy_domain, begin_at, end_at) UNIQUE, policy,
 //	               state, records, messages, attempts, next_attempt_at, last_error, times
 //	report_records (report, key_hash) PK, count: a report's records, frozen at creation

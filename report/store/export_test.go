@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"time"
 )
 
 // Hooks for the tests of package store_test.
@@ -44,4 +45,13 @@ func (db *DB) DeleteReport(ctx context.Context, id string) error {
 func FailReceivedInserts(t interface{ Cleanup(func()) }, err error) {
 	receivedHook = func() error { return err }
 	t.Cleanup(func() { receivedHook = nil })
+}
+
+// PolicySeen returns agg_hours.policy_seen of the row of domain and hour:
+// when the row's policy was last written.
+func (db *DB) PolicySeen(ctx context.Context, domain string, hour time.Time) (time.Time, error) {
+	var ns int64
+	err := db.r.QueryRowContext(ctx, db.q(`SELECT policy_seen FROM agg_hours WHERE policy_domain = ? AND hour = ?`),
+		domain, hour.Unix()).Scan(&ns)
+	return time.Unix(0, ns).UTC(), err
 }

@@ -179,10 +179,10 @@ type hourKey struct {
 	hour   int64
 }
 
+// batchHour is the policy seen last in an hour of the batch.
 type batchHour struct {
-	messages int64
-	policy   report.Published
-	seen     time.Time
+	policy report.Published
+	seen   time.Time
 }
 
 // Add counts r in the batch, in the hour of r.Time (now when zero). It
@@ -228,7 +228,6 @@ func (b *Batch) add(k *Key, h KeyHash, t time.Time, n int64, p *report.Published
 		bh = &batchHour{}
 		b.hours[hk] = bh
 	}
-	bh.messages += n
 	if !t.Before(bh.seen) {
 		bh.policy, bh.seen = *p, t
 	}

@@ -1,6 +1,9 @@
 package store
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"hash/maphash"
+)
 
 // The shape of knownKeys: 32,768 sets of 4 keys, 131,072 keys in 2.5 MiB.
 const (
@@ -80,4 +83,83 @@ func (k *knownKeys) len() int {
 		}
 	}
 	return n
+}
+
+// The shape of knownPolicies: 16,384 sets of 4 rows, 65,536 in 1.5 MiB.
+const (
+	policySets = 1 << 14
+	policyWays = 4
+)
+
+// knownPolicies remembers, for the agg_hours rows (policy domain and
+// hour) this process wrote, a hash of the policy it wrote last, so that
+// Ingest writes a row when its policy is new or changed rather than once
+// a batch: the row holds the policy, and the messages are counted in
+// agg_counts. Like knownKeys it is a cache of fixed size: a row it forgot
+// is written again, which changes nothing but policy_seen.
+type knownPolicies struct {
+	seed  maphash.Seed
+	slots []policySlot
+}
+
+// policySlot is one row: the hash of its domain and hour (0 is empty),
+// the hash of its policy, and its hour, for choosing what to forget.
+type policySlot struct {
+	row, policy uint64
+	hour        uint32
+}
+
+// rowHash is where the row of domain and hour is.
+func (k *knownPolicies) rowHash(domain string, hour int64) uint64 {
+	return (maphash.String(k.seed, domain) ^ uint64(hour)*0x9e3779b97f4a7c15) | 1
+}
+
+// set returns the slots where row may be.
+func (k *knownPolicies) set(row uint64) []policySlot {
+	i := int(row>>1) & (policySets - 1)
+	return k.slots[i*policyWays : (i+1)*policyWays : (i+1)*policyWays]
+}
+
+// policyHash is the hash of a policy as agg_hours stores it (JSON).
+func (k *knownPolicies) policyHash(policy string) uint64 {
+	if k.slots == nil {
+		k.seed = maphash.MakeSeed()
+		k.slots = make([]policySlot, policySets*policyWays)
+	}
+	return maphash.String(k.seed, policy)
+}
+
+// wrote reports whether the policy of hash ph is the last one this
+// process wrote in the row of domain and hour (Unix seconds).
+func (k *knownPolicies) wrote(domain string, hour int64, ph uint64) bool {
+	if k.slots == nil {
+		return false
+	}
+	row := k.rowHash(domain, hour)
+	for _, s := range k.set(row) {
+		if s.row == row {
+			return s.policy == ph
+		}
+	}
+	return false
+}
+
+// put records that the policy of hash ph was written in the row of
+// domain and hour. ph must come from policyHash.
+func (k *knownPolicies) put(domain string, hour int64, ph uint64) {
+	row := k.rowHash(domain, hour)
+	set := k.set(row)
+	// As in knownKeys: a match or an empty slot, else the oldest hour,
+	// among equals one picked by a bit of the hash.
+	victim := int(row>>20) % policyWays
+	for i, s := range set {
+		if s.row == 0 || s.row == row {
+			victim = i
+			break
+		}
+		if s.hour < set[victim].hour {
+			victim = i
+		}
+	}
+	set[victim] = policySlot{row, ph, uint32(hour / 3600)}
 }

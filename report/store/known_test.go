@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"testing"
 )
 
@@ -78,5 +79,48 @@ func TestKnownKeysForgetTheOldestHourFirst(t *testing.T) {
 	}
 	if got := k.len(); got != knownSets*knownWays {
 		t.Errorf("len() = %d, want every slot used, %d", got, knownSets*knownWays)
+	}
+}
+
+func TestKnownPoliciesRememberTheLastPolicyOfEachRow(t *testing.T) {
+	var k knownPolicies
+	a, b := k.policyHash(`{"P":"reject"}`), k.policyHash(`{"P":"none"}`)
+	domain := func(i int) string { return fmt.Sprintf("d%d.example", i) }
+	if k.wrote(domain(0), knownHour, a) {
+		t.Fatal("an empty knownPolicies knows a row")
+	}
+	const n = policySets * policyWays / 2
+	for i := range n {
+		k.put(domain(i), knownHour, a)
+	}
+	k.put(domain(7), knownHour, b) // its policy changed
+	lost := 0
+	for i := range n {
+		switch {
+		case i == 7 && (k.wrote(domain(i), knownHour, a) || !k.wrote(domain(i), knownHour, b)):
+			t.Fatal("the row whose policy changed does not know its last one")
+		case i != 7 && !k.wrote(domain(i), knownHour, a):
+			lost++
+		}
+		if k.wrote(domain(i), knownHour+3600, a) {
+			t.Fatalf("row %d is known in the next hour", i)
+		}
+	}
+	if lost > n/20 {
+		t.Errorf("%d of %d rows forgotten in a cache of %d", lost, n, policySets*policyWays)
+	}
+	// Filled up by the rows of a new hour, it forgets the old hour's
+	// first: the new rows are kept as well as the first ones were.
+	for i := n; i < 2*n; i++ {
+		k.put(domain(i), knownHour+3600, a)
+	}
+	lostNew := 0
+	for i := n; i < 2*n; i++ {
+		if !k.wrote(domain(i), knownHour+3600, a) {
+			lostNew++
+		}
+	}
+	if lostNew > n/20 {
+		t.Errorf("%d of %d rows of the new hour forgotten", lostNew, n)
 	}
 }

@@ -87,11 +87,13 @@ type DB struct {
 	qcache map[string]string    // q's rewrites
 	stmts  map[string]*sql.Stmt // prepared's statements
 
-	// keysMu guards known: the keys whose agg_keys.last_hour this
-	// process committed. Ingest skips writing a key it knows; Expire
-	// forgets them all.
-	keysMu sync.Mutex
-	known  knownKeys
+	// keysMu guards known, the keys whose agg_keys.last_hour this
+	// process committed, and policies, the agg_hours rows it wrote with
+	// their policy. Ingest skips writing what it knows; Expire forgets it
+	// all.
+	keysMu   sync.Mutex
+	known    knownKeys
+	policies knownPolicies
 }
 
 var _ Store = (*DB)(nil)
@@ -204,10 +206,11 @@ var (
 		`INSERT INTO agg_counts (policy_domain, hour, key_hash, count)`,
 		`ON CONFLICT (policy_domain, hour, key_hash) DO UPDATE SET count = agg_counts.count + excluded.count`,
 		4}
+	// agg_hours.messages is no longer written (0): Unreported sums
+	// agg_counts. It stays for nodes of older versions, which add to it.
 	insertHours = bulkInsert{
 		`INSERT INTO agg_hours (policy_domain, hour, messages, policy, policy_seen, has_rua)`,
 		`ON CONFLICT (policy_domain, hour) DO UPDATE SET
-			messages = agg_hours.messages + excluded.messages,
 			policy = CASE WHEN excluded.policy_seen >= agg_hours.policy_seen THEN excluded.policy ELSE agg_hours.policy END,
 			has_rua = CASE WHEN excluded.policy_seen >= agg_hours.policy_seen THEN excluded.has_rua ELSE agg_hours.has_rua END,
 			policy_seen = CASE WHEN excluded.policy_seen >= agg_hours.policy_seen THEN excluded.policy_seen ELSE agg_hours.policy_seen END`,
@@ -287,7 +290,7 @@ func (db *DB) Ingest(ctx context.Context, b *Batch) error {
 	}
 	db.keysMu.Unlock()
 	counts := b.sortedCounts()
-	hours := b.sortedHours()
+	hours := db.changedHours(b)
 	var stmts [3]*sql.Stmt
 	for i, x := range []struct {
 		bi bulkInsert
@@ -318,9 +321,8 @@ func (db *DB) Ingest(ctx context.Context, b *Batch) error {
 			return fmt.Errorf("counts: %w", err)
 		}
 		err = db.insertMany(ctx, tx, insertHours, stmts[2], len(hours), func(i int) []any {
-			hk := hours[i]
-			bh := b.hours[hk]
-			return []any{hk.domain, hk.hour, bh.messages, mustJSON(bh.policy), bh.seen.UnixNano(), boolInt(len(bh.policy.RUA) > 0)}
+			h := &hours[i]
+			return []any{h.domain, h.hour, 0, h.policy, h.seen.UnixNano(), boolInt(h.hasRUA)}
 		})
 		if err != nil {
 			return fmt.Errorf("hours: %w", err)
@@ -334,6 +336,9 @@ func (db *DB) Ingest(ctx context.Context, b *Batch) error {
 	for _, h := range fresh {
 		db.known.put(h, b.keys[h].last)
 	}
+	for _, h := range hours {
+		db.policies.put(h.domain, h.hour, h.hash)
+	}
 	db.keysMu.Unlock()
 	if db.afterSave != nil {
 		db.afterSave(ctx)
@@ -341,10 +346,41 @@ func (db *DB) Ingest(ctx context.Context, b *Batch) error {
 	return nil
 }
 
+// hourRow is an agg_hours row to write.
+type hourRow struct {
+	hourKey
+	policy string // JSON
+	hash   uint64 // of policy, for knownPolicies
+	seen   time.Time
+	hasRUA bool
+}
+
+// changedHours returns the agg_hours rows of b whose policy is not the
+// one this process wrote last in them, in key order: the row holds the
+// policy seen last in the hour, and needs no write while it stays the
+// same.
+func (db *DB) changedHours(b *Batch) []hourRow {
+	var out []hourRow
+	db.keysMu.Lock()
+	defer db.keysMu.Unlock()
+	for _, hk := range b.sortedHours() {
+		bh := b.hours[hk]
+		js := mustJSON(bh.policy)
+		ph := db.policies.policyHash(js)
+		if !db.policies.wrote(hk.domain, hk.hour, ph) {
+			out = append(out, hourRow{hk, js, ph, bh.seen, len(bh.policy.RUA) > 0})
+		}
+	}
+	return out
+}
+
 // Unreported implements Store.
 func (db *DB) Unreported(ctx context.Context, q UnreportedQuery) ([]Unreported, error) {
 	rows, err := db.r.QueryContext(ctx, db.q(`
-		SELECT h.policy_domain, h.hour, h.messages, h.policy, h.has_rua
+		SELECT h.policy_domain, h.hour,
+			(SELECT CAST(COALESCE(SUM(c.count), 0) AS BIGINT) FROM agg_counts c
+				WHERE c.policy_domain = h.policy_domain AND c.hour = h.hour),
+			h.policy, h.has_rua
 		FROM agg_hours h
 		LEFT JOIN (SELECT policy_domain, MAX(end_at) AS until FROM reports GROUP BY policy_domain) r
 			ON r.policy_domain = h.policy_domain
@@ -1129,7 +1165,7 @@ func (db *DB) Expire(ctx context.Context, before time.Time) (Expired, error) {
 		}
 	}
 	db.keysMu.Lock()
-	db.known = knownKeys{}
+	db.known, db.policies = knownKeys{}, knownPolicies{}
 	db.keysMu.Unlock()
 	return x, nil
 }

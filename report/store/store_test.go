@@ -462,3 +462,42 @@ func TestSQLiteCheckpointsSoonAfterACommit(t *testing.T) {
 		})
 	}
 }
+
+// TestAnHourWithTheSamePolicyIsWrittenOnce checks that Ingest leaves an
+// agg_hours row alone while its policy stays the same (policy_seen is
+// when it was written), writes it when the policy changes, and again
+// after Expire forgot what it wrote.
+func TestAnHourWithTheSamePolicyIsWrittenOnce(t *testing.T) {
+	ctx := context.Background()
+	for _, d := range drivers {
+		t.Run(d.name, func(t *testing.T) {
+			d.need(t)
+			db := d.open(t, store.Options{})
+			seen := func() time.Time {
+				t.Helper()
+				at, err := db.PolicySeen(ctx, "example.com", storetest.T0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return at
+			}
+			at := func(m int) time.Time { return storetest.T0.Add(time.Duration(m) * time.Minute) }
+			storetest.Ingest(t, db, storetest.Row("example.com", at(1), "192.0.2.1"))
+			storetest.Ingest(t, db, storetest.Row("example.com", at(2), "192.0.2.2"))
+			if got := seen(); !got.Equal(at(1)) {
+				t.Errorf("the same policy again: policy_seen %v, want %v (not written again)", got, at(1))
+			}
+			storetest.Ingest(t, db, storetest.Row("example.com", at(3), "192.0.2.1", func(r *report.Row) { r.Published.P = "none" }))
+			if got := seen(); !got.Equal(at(3)) {
+				t.Errorf("a new policy: policy_seen %v, want %v", got, at(3))
+			}
+			if _, err := db.Expire(ctx, storetest.T0.Add(-48*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			storetest.Ingest(t, db, storetest.Row("example.com", at(4), "192.0.2.1", func(r *report.Row) { r.Published.P = "none" }))
+			if got := seen(); !got.Equal(at(4)) {
+				t.Errorf("after Expire: policy_seen %v, want %v (written again)", got, at(4))
+			}
+		})
+	}
+}

@@ -273,6 +273,25 @@ func Run(t *testing.T, open Opener) {
 				t.Errorf("Policy of an empty period: %v, %v, want none", ok, err)
 			}
 		}},
+		{"an hour keeps the policy seen last, when it changes back, and every message", func(t *testing.T, s store.Store) {
+			// Batches of one hour: the policy is written again only
+			// when it changes, and the messages still add up.
+			a, b := Policy("example.com"), Policy("example.com")
+			b.P = "none"
+			for i, pub := range []report.Published{a, a, b, b, a} {
+				Ingest(t, s, Row("example.com", T0.Add(time.Duration(i)*time.Minute), "192.0.2.1", func(r *report.Row) { r.Published = pub }),
+					Row("example.com", T0.Add(time.Duration(i)*time.Minute), "192.0.2.2", func(r *report.Row) { r.Published = pub }))
+				pol, ok, err := s.Policy(ctx, "example.com", period(0, 1))
+				if err != nil || !ok || pol.P != pub.P {
+					t.Fatalf("after batch %d: Policy = p=%s, %v, %v; want p=%s", i, pol.P, ok, err, pub.P)
+				}
+			}
+			u, err := s.Unreported(ctx, store.UnreportedQuery{Before: T0.Add(hours(2))})
+			want := []store.HourCount{{Hour: T0, Messages: 10}}
+			if err != nil || len(u) != 1 || !slices.Equal(u[0].Hours, want) || u[0].Policy.P != "reject" {
+				t.Fatalf("Unreported = %+v, %v; want example.com, p=reject, %v", u, err, want)
+			}
+		}},
 		{"unreported lists whole hours before the cutoff of domains with a rua", func(t *testing.T, s store.Store) {
 			Ingest(t, s,
 				Row("example.com", T0.Add(hours(1)), "192.0.2.1"),
