@@ -56,7 +56,7 @@ func storeMessages(t *testing.T, state string) int64 {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	us, err := db.Unreported(context.Background(), store.UnreportedQuery{Before: time.Now().Add(48 * time.Hour), All: true})
+	us, err := db.Unreported(context.Background(), store.UnreportedQuery{Before: time.Now().Add(48 * time.Hour), All: true, Messages: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,7 @@ starttls = "none"
 	}
 	defer db.Close()
 	total := func() int64 {
-		us, err := db.Unreported(context.Background(), store.UnreportedQuery{Before: time.Now().Add(48 * time.Hour), All: true})
+		us, err := db.Unreported(context.Background(), store.UnreportedQuery{Before: time.Now().Add(48 * time.Hour), All: true, Messages: true})
 		if err != nil {
 			t.Fatal(err)
 		}

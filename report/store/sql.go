@@ -376,11 +376,13 @@ func (db *DB) changedHours(b *Batch) []hourRow {
 
 // Unreported implements Store.
 func (db *DB) Unreported(ctx context.Context, q UnreportedQuery) ([]Unreported, error) {
+	messages := "0"
+	if q.Messages {
+		messages = `(SELECT CAST(COALESCE(SUM(c.count), 0) AS BIGINT) FROM agg_counts c
+			WHERE c.policy_domain = h.policy_domain AND c.hour = h.hour)`
+	}
 	rows, err := db.r.QueryContext(ctx, db.q(`
-		SELECT h.policy_domain, h.hour,
-			(SELECT CAST(COALESCE(SUM(c.count), 0) AS BIGINT) FROM agg_counts c
-				WHERE c.policy_domain = h.policy_domain AND c.hour = h.hour),
-			h.policy, h.has_rua
+		SELECT h.policy_domain, h.hour, `+messages+`, h.policy, h.has_rua
 		FROM agg_hours h
 		LEFT JOIN (SELECT policy_domain, MAX(end_at) AS until FROM reports GROUP BY policy_domain) r
 			ON r.policy_domain = h.policy_domain

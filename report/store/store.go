@@ -179,6 +179,9 @@ type UnreportedQuery struct {
 	Before time.Time
 	// All lists domains whose policy had no rua too.
 	All bool
+	// Messages counts the messages of each hour: a sum over the hour's
+	// records, which the scheduler, looking only for hours, does without.
+	Messages bool
 }
 
 // Unreported is one policy domain's data that no report covers yet.
@@ -192,7 +195,8 @@ type Unreported struct {
 	Hours []HourCount
 }
 
-// HourCount is the number of messages counted in one hour.
+// HourCount is an hour with data and, when UnreportedQuery.Messages asks
+// for it, the number of messages counted in it (0 otherwise).
 type HourCount struct {
 	Hour     time.Time
 	Messages int64

@@ -286,7 +286,7 @@ func Run(t *testing.T, open Opener) {
 					t.Fatalf("after batch %d: Policy = p=%s, %v, %v; want p=%s", i, pol.P, ok, err, pub.P)
 				}
 			}
-			u, err := s.Unreported(ctx, store.UnreportedQuery{Before: T0.Add(hours(2))})
+			u, err := s.Unreported(ctx, store.UnreportedQuery{Before: T0.Add(hours(2)), Messages: true})
 			want := []store.HourCount{{Hour: T0, Messages: 10}}
 			if err != nil || len(u) != 1 || !slices.Equal(u[0].Hours, want) || u[0].Policy.P != "reject" {
 				t.Fatalf("Unreported = %+v, %v; want example.com, p=reject, %v", u, err, want)
@@ -299,7 +299,7 @@ func Run(t *testing.T, open Opener) {
 				Row("example.com", T0.Add(hours(3)), "192.0.2.1"),
 				Row("example.com", T0.Add(hours(5)), "192.0.2.1"),
 				Row("norua.example", T0, "192.0.2.1", func(r *report.Row) { r.Published.RUA = nil }))
-			u, err := s.Unreported(ctx, store.UnreportedQuery{Before: T0.Add(hours(5) + 59*time.Minute)})
+			u, err := s.Unreported(ctx, store.UnreportedQuery{Before: T0.Add(hours(5) + 59*time.Minute), Messages: true})
 			if err != nil {
 				t.Fatal(err)
 			}
