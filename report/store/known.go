@@ -121,12 +121,23 @@ func (k *knownPolicies) set(row uint64) []policySlot {
 	return k.slots[i*policyWays : (i+1)*policyWays : (i+1)*policyWays]
 }
 
-// policyHash is the hash of a policy as agg_hours stores it (JSON).
-func (k *knownPolicies) policyHash(policy string) uint64 {
+// init allocates k at its first use.
+func (k *knownPolicies) init() {
 	if k.slots == nil {
 		k.seed = maphash.MakeSeed()
 		k.slots = make([]policySlot, policySets*policyWays)
 	}
+}
+
+// forget empties k. It keeps the seed: an Ingest in progress puts the
+// hashes it made before.
+func (k *knownPolicies) forget() {
+	clear(k.slots)
+}
+
+// policyHash is the hash of a policy as agg_hours stores it (JSON).
+func (k *knownPolicies) policyHash(policy string) uint64 {
+	k.init()
 	return maphash.String(k.seed, policy)
 }
 
@@ -145,9 +156,10 @@ func (k *knownPolicies) wrote(domain string, hour int64, ph uint64) bool {
 	return false
 }
 
-// put records that the policy of hash ph was written in the row of
-// domain and hour. ph must come from policyHash.
+// put records that the policy of hash ph (from policyHash) was written in
+// the row of domain and hour.
 func (k *knownPolicies) put(domain string, hour int64, ph uint64) {
+	k.init()
 	row := k.rowHash(domain, hour)
 	set := k.set(row)
 	// As in knownKeys: a match or an empty slot, else the oldest hour,

@@ -124,3 +124,19 @@ func TestKnownPoliciesRememberTheLastPolicyOfEachRow(t *testing.T) {
 		t.Errorf("%d of %d rows of the new hour forgotten", lostNew, n)
 	}
 }
+
+func TestKnownPoliciesForgetKeepsTheHashesOfAnIngestInProgress(t *testing.T) {
+	// Expire empties the cache while an Ingest, its policy hashes made,
+	// commits: the put that follows must work, and match later hashes.
+	var k knownPolicies
+	ph := k.policyHash(`{"P":"reject"}`)
+	k.put("a.example", knownHour, ph)
+	k.forget()
+	if k.wrote("a.example", knownHour, ph) {
+		t.Fatal("a forgotten row is known")
+	}
+	k.put("b.example", knownHour, ph)
+	if !k.wrote("b.example", knownHour, k.policyHash(`{"P":"reject"}`)) {
+		t.Error("a row put after forget is not known")
+	}
+}

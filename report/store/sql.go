@@ -1167,7 +1167,8 @@ func (db *DB) Expire(ctx context.Context, before time.Time) (Expired, error) {
 		}
 	}
 	db.keysMu.Lock()
-	db.known, db.policies = knownKeys{}, knownPolicies{}
+	db.known = knownKeys{}
+	db.policies.forget()
 	db.keysMu.Unlock()
 	return x, nil
 }

@@ -501,3 +501,46 @@ func TestAnHourWithTheSamePolicyIsWrittenOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestExpireDuringIngest runs Expire while a Writer ingests: Expire
+// empties what Ingest remembers of the rows it wrote, and an Ingest
+// committing then must go on (a panic here once took the daemon down).
+func TestExpireDuringIngest(t *testing.T) {
+	ctx := context.Background()
+	for _, d := range drivers {
+		t.Run(d.name, func(t *testing.T) {
+			d.need(t)
+			db := d.open(t, store.Options{})
+			w := store.NewWriter(db, store.WriterOptions{FlushRows: 1})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for range 200 {
+					if _, err := db.Expire(ctx, storetest.T0.Add(-48*time.Hour)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					if err := w.Close(ctx); err != nil {
+						t.Fatal(err)
+					}
+					if st := w.Stats(); st.Written != st.Added || st.Failures != 0 {
+						t.Errorf("writer stats %+v: every row should be written", st)
+					}
+					return
+				default:
+				}
+				w.Add(storetest.Row(fmt.Sprintf("d%d.example", i%50), storetest.T0, "192.0.2.1"))
+				if i%10 == 0 {
+					if err := w.Flush(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
