@@ -147,7 +147,9 @@ func (f *lookupFailure) error(name string) *net.DNSError {
 // per pair, and the seed is random) share a slot, one replacing the other,
 // and are never mistaken for each other.
 //
-// The slots' memory stays at the most entries the cache held, at most max.
+// The slots' memory stays at the most entries the cache held (at most
+// max, plus the sentinel, in whole chunks): freed slots are reused, not
+// given back.
 type cache struct {
 	mu    sync.Mutex
 	max   int
