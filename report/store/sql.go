@@ -1167,7 +1167,7 @@ func (db *DB) Expire(ctx context.Context, before time.Time) (Expired, error) {
 		}
 	}
 	db.keysMu.Lock()
-	db.known = knownKeys{}
+	db.known.forget()
 	db.policies.forget()
 	db.keysMu.Unlock()
 	return x, nil
