@@ -138,6 +138,10 @@ func Drive(ctx context.Context, o DriveOptions) DriveResult {
 		noReply sync.Once
 		wg      sync.WaitGroup
 	)
+	message := o.Corpus.Message
+	if o.Warm {
+		message = o.Corpus.WarmMessage
+	}
 	start := time.Now()
 	for range o.Concurrency {
 		wg.Go(func() {
@@ -149,10 +153,6 @@ func Drive(ctx context.Context, o DriveOptions) DriveResult {
 				n := int(next.Add(1) - 1)
 				if o.Count > 0 && n >= o.Count {
 					break
-				}
-				message := o.Corpus.Message
-				if o.Warm {
-					message = o.Corpus.WarmMessage
 				}
 				m := message(o.First + n)
 				t0 := time.Now()
